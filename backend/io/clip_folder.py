@@ -1,0 +1,118 @@
+"""The multi-view clip folder: what `world` writes and `reconstruct` reads.
+
+    DIR/
+      cameras.json       format, fps, frame times, one entry per view: video file + camera
+      view_00.mp4 ...    one RGB clip per view (object over a white background)
+      contact.png        views (rows) x frames (columns, at most 8, evenly sampled)
+      world.json         what made the clip (seed, family, motion, or the glTF asset)
+      gt/                ground truth, when known
+        mesh.npz         canonical_vertices (N, 3) f32 at t = 0, faces (M, 3) i32
+        vertices.npz     vertices (F, N, 3) f32 per frame (same vertex list), times (F,)
+        view_00.npz      alpha (F, H, W) f32, mask (F, H, W) bool, depth (F, H, W) f32
+                         camera-space z (0 = empty), canonical (F, H, W, 3) f32
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from backend.io.cameras import Camera
+from backend.io.video import read_video, write_mp4
+
+FORMAT = "lim4d-clip"
+VERSION = 1
+
+
+@dataclass
+class ClipFolder:
+    """A multi-view clip in memory: frames (V, F, H, W, 3) uint8, a camera per view, frame times."""
+
+    frames: np.ndarray
+    cameras: list[Camera]
+    times: np.ndarray
+    fps: float
+
+
+def contact_sheet(frames: np.ndarray, max_columns: int = 8) -> np.ndarray:
+    """Tile frames (V, F, H, W, 3) into one image: a row per view, evenly sampled frames."""
+    columns = np.unique(np.linspace(0, frames.shape[1] - 1, min(max_columns, frames.shape[1])).round().astype(int))
+    rows = [np.concatenate(list(view[columns]), axis=1) for view in frames]
+    return np.concatenate(rows, axis=0)
+
+
+def write_clip_folder(
+    out: Path,
+    frames: np.ndarray,
+    cameras: list[Camera],
+    times: np.ndarray,
+    fps: float,
+    source: dict[str, Any],
+) -> None:
+    """Write videos, cameras.json, world.json and contact.png (ground truth is written apart)."""
+    out.mkdir(parents=True, exist_ok=True)
+    views = []
+    for index, (view_frames, camera) in enumerate(zip(frames, cameras, strict=True)):
+        name = f"view_{index:02d}"
+        write_mp4(out / f"{name}.mp4", view_frames, fps)
+        views.append({"name": name, "video": f"{name}.mp4", "camera": camera.to_dict()})
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "convention": "opencv world_to_camera; world +Z up; pixel centres at i + 0.5",
+        "fps": fps,
+        "frame_count": int(len(times)),
+        "times": [float(t) for t in times],
+        "views": views,
+    }
+    (out / "cameras.json").write_text(json.dumps(manifest, indent=1))
+    (out / "world.json").write_text(json.dumps(source, indent=1))
+    Image.fromarray(contact_sheet(frames)).save(out / "contact.png")
+
+
+def write_ground_truth(
+    out: Path,
+    canonical_vertices: np.ndarray,
+    faces: np.ndarray,
+    vertices: np.ndarray,
+    times: np.ndarray,
+    maps: dict[str, np.ndarray] | None = None,
+) -> None:
+    """gt/ files: the canonical mesh, per-frame vertices and per-view maps indexed [view, frame]."""
+    gt = out / "gt"
+    gt.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(gt / "mesh.npz", canonical_vertices=canonical_vertices.astype(np.float32), faces=faces.astype(np.int32))
+    np.savez_compressed(gt / "vertices.npz", vertices=vertices.astype(np.float32), times=np.asarray(times, np.float32))
+    if maps is None:
+        return
+    for view in range(len(maps["mask"])):
+        np.savez_compressed(gt / f"view_{view:02d}.npz", **{name: array[view] for name, array in maps.items()})
+
+
+def read_clip_folder(folder: str | Path) -> ClipFolder:
+    """Load a clip folder's videos and cameras; errors name the file at fault."""
+    folder = Path(folder)
+    manifest_path = folder / "cameras.json"
+    if not manifest_path.is_file():
+        raise ValueError(f"{folder}: not a clip folder (no cameras.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{manifest_path}: not valid JSON ({error})") from None
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{manifest_path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
+    if not manifest.get("views"):
+        raise ValueError(f"{manifest_path}: lists no views")
+    cameras, clips = [], []
+    for view in manifest["views"]:
+        cameras.append(Camera.from_dict(view["camera"]))
+        frames, _ = read_video(folder / view["video"])
+        clips.append(frames)
+    count = min(len(c) for c in clips)
+    times = np.asarray(manifest.get("times") or np.linspace(0, 1, count), dtype=np.float64)
+    return ClipFolder(np.stack([c[:count] for c in clips]), cameras, times[:count], float(manifest["fps"]))
