@@ -99,8 +99,8 @@ class Camera:
     @staticmethod
     def look_at(
         eye: np.ndarray,
-        target: np.ndarray,
-        up: np.ndarray = np.array([0.0, 0.0, 1.0]),
+        target: np.ndarray | tuple[float, float, float],
+        up: tuple[float, float, float] = (0.0, 0.0, 1.0),
         fov_deg: float = 40.0,
         width: int = 256,
         height: int = 256,
@@ -203,9 +203,10 @@ def ring_cameras(
     elevation_deg: tuple[float, float] = (-10.0, 35.0),
     fov_deg: float = 40.0,
     size: int = 256,
-    target: np.ndarray = np.zeros(3),
+    target: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> list[Camera]:
     """``count`` cameras evenly spaced in azimuth (random start) with random elevations."""
+    target = np.asarray(target, dtype=np.float64)
     start = rng.uniform(0, 2 * np.pi)
     cameras = []
     for i in range(count):

@@ -66,7 +66,7 @@ def write_clip_folder(
         "version": VERSION,
         "convention": "opencv world_to_camera; world +Z up; pixel centres at i + 0.5",
         "fps": fps,
-        "frame_count": int(len(times)),
+        "frame_count": len(times),
         "times": [float(t) for t in times],
         "views": views,
     }

@@ -24,7 +24,7 @@ import numpy as np
 from mathutils import Matrix
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from backend.io.cameras import Camera, ring_cameras  # noqa: E402
+from backend.io.cameras import Camera, ring_cameras
 
 HALF_EXTENT = 0.8
 

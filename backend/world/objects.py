@@ -64,8 +64,8 @@ class WorldObject(ABC):
             "seed": self.seed,
             "family": self.family,
             "motion": self.motion,
-            "vertices": int(len(self.part_ids)),
-            "faces": int(len(self.faces)),
+            "vertices": len(self.part_ids),
+            "faces": len(self.faces),
             "texture": self.texture.to_dict(),
         }
 

@@ -1,0 +1,44 @@
+"""Extension preferences: where the backend runs (a local Python, or a remote URL + token)."""
+
+from __future__ import annotations
+
+import bpy
+
+# The preferences belong to the extension package (the repository root), one level above us.
+EXTENSION_PACKAGE = __package__.rpartition(".")[0] or __package__
+
+
+class Lim4dPreferences(bpy.types.AddonPreferences):
+    bl_idname = EXTENSION_PACKAGE
+
+    backend_mode: bpy.props.EnumProperty(
+        name="Backend",
+        items=[
+            ("LOCAL", "Local", "Start the backend on this machine with the Python below"),
+            ("REMOTE", "Remote", "Use a backend already running elsewhere (e.g. a GPU workstation)"),
+        ],
+        default="LOCAL",
+    )
+    python_path: bpy.props.StringProperty(
+        name="Backend Python", subtype="FILE_PATH",
+        description="Python executable of the backend environment (with torch installed)",
+    )
+    remote_url: bpy.props.StringProperty(name="URL", default="http://127.0.0.1:8765")
+    remote_token: bpy.props.StringProperty(name="Token", subtype="PASSWORD")
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        layout.prop(self, "backend_mode", expand=True)
+        if self.backend_mode == "LOCAL":
+            layout.prop(self, "python_path")
+        else:
+            layout.prop(self, "remote_url")
+            layout.prop(self, "remote_token")
+
+
+def get(context: bpy.types.Context) -> Lim4dPreferences | None:
+    addon = context.preferences.addons.get(EXTENSION_PACKAGE)
+    return addon.preferences if addon else None
+
+
+CLASSES = (Lim4dPreferences,)

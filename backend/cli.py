@@ -1,0 +1,81 @@
+"""`python -m backend <command>`: the backend's command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _world(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    if args.gltf:
+        from backend.world.gltf_clip import write_gltf_clip
+
+        info = write_gltf_clip(Path(args.out), Path(args.gltf), args.animation, args.views, args.frames, args.size,
+                               seed=args.seed, fps=args.fps, blender=args.blender, engine=args.engine)
+        what = f"{Path(args.gltf).name} ({info['animation']})"
+    else:
+        from backend.world.clip import write_world_clip
+
+        info = write_world_clip(Path(args.out), args.seed, args.views, args.frames, args.size, args.family,
+                                fps=args.fps or 24.0, supersample=args.supersample)
+        what = f"seed {args.seed}: {info['family']} ({info['motion']})"
+    print(f"{what}: {args.views} views x {args.frames} frames x {args.size}px -> {args.out} "
+          f"in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.what == "world":
+        from backend.bench.world import run
+
+        run(results=Path(args.results), json_path=Path(args.json) if args.json else None)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from backend.demo import run
+
+    return run(Path(args.out))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m backend", description="lim4d backend")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    world = commands.add_parser("world", help="render a procedural (or glTF) 4D clip folder with ground truth")
+    world.add_argument("--seed", type=int, default=0)
+    world.add_argument("--views", type=int, default=4)
+    world.add_argument("--frames", type=int, default=16)
+    world.add_argument("--size", type=int, default=128, help="image side in pixels (even)")
+    world.add_argument("--out", required=True)
+    world.add_argument("--family", choices=["creature", "deformer", "rigid"], default=None)
+    world.add_argument("--fps", type=float, default=None, help="clip rate (default 24; glTF: real time)")
+    world.add_argument("--supersample", type=int, default=2, help="RGB antialiasing factor")
+    world.add_argument("--gltf", default=None, help="render this animated glTF/GLB in Blender instead")
+    world.add_argument("--animation", default=None, help="glTF animation to play (default: first by name)")
+    world.add_argument("--blender", default=None, help="Blender binary (default: the bpy module)")
+    world.add_argument("--engine", default="BLENDER_WORKBENCH", choices=["BLENDER_WORKBENCH", "CYCLES"])
+    world.set_defaults(handler=_world)
+
+    bench = commands.add_parser("bench", help="benchmarks; results go to benchmarks/RESULTS.md")
+    bench.add_argument("what", choices=["world"])
+    bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    bench.add_argument("--results", default="benchmarks/RESULTS.md")
+    bench.set_defaults(handler=_bench)
+
+    demo = commands.add_parser("demo", help="the furthest end-to-end path that exists today")
+    demo.add_argument("--out", default="out/demo")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
