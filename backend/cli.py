@@ -14,13 +14,14 @@ def _world(args: argparse.Namespace) -> int:
         from backend.world.gltf_clip import write_gltf_clip
 
         info = write_gltf_clip(Path(args.out), Path(args.gltf), args.animation, args.views, args.frames, args.size,
-                               seed=args.seed, fps=args.fps, blender=args.blender, engine=args.engine)
+                               seed=args.seed, fps=args.fps, blender=args.blender, engine=args.engine,
+                               fov_deg=args.fov)
         what = f"{Path(args.gltf).name} ({info['animation']})"
     else:
         from backend.world.clip import write_world_clip
 
         info = write_world_clip(Path(args.out), args.seed, args.views, args.frames, args.size, args.family,
-                                fps=args.fps or 24.0, supersample=args.supersample)
+                                fps=args.fps or 24.0, supersample=args.supersample, fov_deg=args.fov)
         what = f"seed {args.seed}: {info['family']} ({info['motion']})"
     print(f"{what}: {args.views} views x {args.frames} frames x {args.size}px -> {args.out} "
           f"in {time.perf_counter() - started:.1f}s")
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     world.add_argument("--out", required=True)
     world.add_argument("--family", choices=["creature", "deformer", "rigid"], default=None)
     world.add_argument("--fps", type=float, default=None, help="clip rate (default 24; glTF: real time)")
+    world.add_argument("--fov", type=float, default=40.0, help="horizontal field of view of the ring cameras (degrees)")
     world.add_argument("--supersample", type=int, default=2, help="RGB antialiasing factor")
     world.add_argument("--gltf", default=None, help="render this animated glTF/GLB in Blender instead")
     world.add_argument("--animation", default=None, help="glTF animation to play (default: first by name)")

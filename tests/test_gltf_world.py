@@ -10,14 +10,16 @@ from conftest import run_backend
 pytest.importorskip("bpy")
 
 
-def test_morph_asset_renders_with_ground_truth(tmp_path: Path, shared_assets: Path) -> None:
-    out = tmp_path / "cube"
-    gltf = shared_assets / "AnimatedMorphCube" / "AnimatedMorphCube.gltf"
+@pytest.mark.parametrize("asset", ["AnimatedMorphCube/AnimatedMorphCube.gltf", "RiggedFigure.glb"])
+def test_asset_renders_with_matching_ground_truth(tmp_path: Path, shared_assets: Path, asset: str) -> None:
+    """Morph targets and skinning; RiggedFigure also carries a mesh in a hidden collection."""
+    out = tmp_path / "asset"
+    gltf = shared_assets / asset
     done = run_backend("world", "--gltf", str(gltf), "--views", "2", "--frames", "4", "--size", "64", "--out", str(out))
     assert done.returncode == 0, done.stderr
     verts = np.load(out / "gt" / "vertices.npz")["vertices"]
     assert verts.shape[0] == 4 and verts.shape[2] == 3
-    assert np.abs(verts - verts[0]).max() > 0.05, "the morph animation plays"
+    assert np.abs(verts - verts[0]).max() > 0.05, "the animation plays"
     assert np.abs(verts).max() <= 0.8 + 1e-5, "normalised to the world box"
     for view in range(2):
         maps = np.load(out / "gt" / f"view_{view:02d}.npz")

@@ -57,10 +57,13 @@ def _id_type(datablock: bpy.types.ID) -> str:
 
 
 def evaluated_mesh(depsgraph: bpy.types.Depsgraph) -> tuple[np.ndarray, np.ndarray]:
-    """All visible mesh objects, evaluated (skinning, morphs) and triangulated, in world space."""
+    """The mesh objects a render shows, evaluated (skinning, morphs) and triangulated, in world space.
+
+    Importers park unused meshes in hidden collections: those are skipped, as the render skips them.
+    """
     vertices, faces, offset = [], [], 0
     for obj in sorted(bpy.context.scene.objects, key=lambda o: o.name):
-        if obj.type != "MESH" or obj.hide_render:
+        if obj.type != "MESH" or obj.hide_render or not obj.visible_get():
             continue
         evaluated = obj.evaluated_get(depsgraph)
         mesh = evaluated.to_mesh()

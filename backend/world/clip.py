@@ -20,10 +20,11 @@ def clip_cameras(seed: int, views: int, size: int, fov_deg: float = 40.0) -> lis
 
 
 def render_world_clip(
-    seed: int, views: int, frames: int, size: int, family: str | None = None, supersample: int = 2
+    seed: int, views: int, frames: int, size: int, family: str | None = None, supersample: int = 2,
+    fov_deg: float = 40.0,
 ) -> tuple[WorldObject, list[Camera], np.ndarray, ClipRender]:
     obj = make_object(seed, family)
-    cameras = clip_cameras(seed, views, size)
+    cameras = clip_cameras(seed, views, size, fov_deg)
     times = np.linspace(0.0, 1.0, frames)
     return obj, cameras, times, render_clip(obj, cameras, times, supersample=supersample)
 
@@ -37,9 +38,10 @@ def write_world_clip(
     family: str | None = None,
     fps: float = 24.0,
     supersample: int = 2,
+    fov_deg: float = 40.0,
 ) -> dict[str, Any]:
     """Render and write one clip folder (see backend.io.clip_folder); returns world.json's content."""
-    obj, cameras, times, render = render_world_clip(seed, views, frames, size, family, supersample)
+    obj, cameras, times, render = render_world_clip(seed, views, frames, size, family, supersample, fov_deg)
     source = {"source": "procedural", **obj.describe(), "views": views, "frames": frames, "size": size}
     write_clip_folder(out, render.composite(), cameras, times, fps, source)
     write_ground_truth(

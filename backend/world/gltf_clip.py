@@ -60,6 +60,7 @@ def write_gltf_clip(
     fps: float | None = None,
     blender: str | None = None,
     engine: str = "BLENDER_WORKBENCH",
+    fov_deg: float = 40.0,
 ) -> dict[str, Any]:
     """Render ``gltf`` playing ``animation`` into a clip folder at ``out``; returns world.json's content."""
     gltf = Path(gltf)
@@ -67,7 +68,7 @@ def write_gltf_clip(
         raise FileNotFoundError(f"{gltf}: no such glTF file")
     with tempfile.TemporaryDirectory(prefix="lim4d-gltf-") as tmp:
         args = ["--gltf", str(gltf), "--views", str(views), "--frames", str(frames), "--size", str(size),
-                "--seed", str(seed), "--engine", engine, "--out", tmp]
+                "--seed", str(seed), "--engine", engine, "--fov", str(fov_deg), "--out", tmp]
         if animation:
             args += ["--animation", animation]
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
