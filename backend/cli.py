@@ -36,6 +36,14 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    if args.target in ("lrm", "canonical"):
+        from backend.train.train_lrm import main as train
+    else:
+        from backend.train.train_lim import main as train
+    return train(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from backend.demo import run
 
@@ -67,6 +75,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
     bench.add_argument("--results", default="benchmarks/RESULTS.md")
     bench.set_defaults(handler=_bench)
+
+    train = commands.add_parser("train", help="train a model on the procedural world (resumable, torchrun-ready)")
+    train.add_argument("target", choices=["lrm", "lim", "canonical"])
+    train.add_argument("--config", default="tiny", choices=["tiny", "base"])
+    train.add_argument("--out", required=True)
+    train.add_argument("--resume", action="store_true", help="continue from the state in --out")
+    train.add_argument("--steps", type=int, default=20000)
+    train.add_argument("--batch", type=int, default=4, help="scenes per step and process")
+    train.add_argument("--rays", type=int, default=512, help="rays per target view per step")
+    train.add_argument("--lr", type=float, default=4e-4)
+    train.add_argument("--warmup", type=int, default=200)
+    train.add_argument("--log-every", type=int, default=20)
+    train.add_argument("--save-every", type=int, default=200)
+    train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    train.add_argument("--lrm", default="backend/checkpoints/lrm", help="LIM: the frozen LRM checkpoint")
+    train.add_argument("--no-causal", action="store_true", help="LIM: ablation without L_causal")
+    train.set_defaults(handler=_train)
 
     demo = commands.add_parser("demo", help="the furthest end-to-end path that exists today")
     demo.add_argument("--out", default="out/demo")

@@ -1,0 +1,94 @@
+"""Checkpoint folders: `config.json` + `model.safetensors`, loaded strictly, never pickled.
+
+The loader builds the model from the config, then requires every tensor name and shape to
+match exactly; anything else (missing or extra tensors, wrong shapes, pickle files, a file
+that is not safetensors) is refused with a message that says what is wrong. Nothing is ever
+downloaded: a checkpoint is a local folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from backend.models.config import ModelConfig
+from backend.models.lim import LIM
+from backend.models.lrm import LRM
+
+KINDS: dict[str, type[nn.Module]] = {"lrm": LRM, "lim": LIM}
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that cannot be loaded; the message names the problem."""
+
+
+def save_checkpoint(model: nn.Module, folder: str | Path, kind: str, dtype: torch.dtype | None = None,
+                    extra: dict[str, Any] | None = None) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {name: (t.detach().to(dtype) if dtype and t.is_floating_point() else t.detach()).contiguous().cpu()
+               for name, t in model.state_dict().items()}
+    meta = {"kind": kind, "config": model.config.to_dict(), "format": 1, **(extra or {})}
+    tmp = folder / (WEIGHTS_FILE + ".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(folder / WEIGHTS_FILE)  # never leave a half-written checkpoint behind
+    (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: not a checkpoint folder")
+    pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    if pickles:
+        raise CheckpointError(f"{folder}: refusing pickle files ({', '.join(pickles)}); checkpoints are safetensors only")
+    try:
+        return json.loads((folder / CONFIG_FILE).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder}: no {CONFIG_FILE}") from None
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: not valid JSON ({error})") from None
+
+
+def load_checkpoint(folder: str | Path, kind: str, device: str | torch.device = "cpu") -> nn.Module:
+    """Build and load a model of ``kind`` from ``folder``, strictly; returns it in eval mode, float32."""
+    folder = Path(folder)
+    meta = read_config(folder)
+    if meta.get("kind") != kind:
+        raise CheckpointError(f"{folder}: holds a {meta.get('kind')!r} model, expected {kind!r}")
+    try:
+        config = ModelConfig.from_dict(meta["config"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: bad model config ({error})") from None
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{folder}: no {WEIGHTS_FILE}")
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{weights}: not a safetensors file ({error})") from None
+    model = KINDS[kind](config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    wrong = sorted(n for n in set(expected) & set(tensors) if tensors[n].shape != expected[n].shape)
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
+    if extra:
+        problems.append(f"{len(extra)} unexpected tensors (e.g. {extra[0]})")
+    if wrong:
+        n = wrong[0]
+        problems.append(f"{len(wrong)} wrong shapes (e.g. {n}: {tuple(tensors[n].shape)} vs {tuple(expected[n].shape)})")
+    if problems:
+        raise CheckpointError(f"{weights} does not fit its config: " + "; ".join(problems))
+    model.load_state_dict({n: t.float() if t.is_floating_point() else t for n, t in tensors.items()})
+    return model.to(device).eval()

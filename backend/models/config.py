@@ -1,0 +1,62 @@
+"""Model sizes as plain data: `tiny` (bundled, CPU) and `base` (paper sizes, GPUs)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    image_size: int = 64  # input views are resized to image_size²
+    patch_size: int = 8
+    dim: int = 192
+    heads: int = 4
+    mlp_ratio: int = 4
+    lrm_blocks: int = 6
+    lim_blocks: int = 3
+    feature_blocks: int = 2  # L: outputs of the last L blocks are the features LIM attends to
+    triplane_tokens: int = 8  # tokens per plane side
+    plane_channels: int = 32
+    plane_resolution: int = 64  # after the deconvolution
+    decoder_hidden: int = 64
+    decoder_layers: int = 3
+    canonical: bool = False  # extra input channels (XYZ maps) and a canonical-coordinate head
+    bound: float = 1.0  # the triplane covers [-bound, bound]³
+    coarse_samples: int = 32
+    fine_samples: int = 32
+
+    @property
+    def input_channels(self) -> int:
+        return 3 + 6 + (3 if self.canonical else 0)  # RGB, Plücker, canonical XYZ
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(ModelConfig)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
+        return ModelConfig(**data)
+
+    def with_canonical(self) -> ModelConfig:
+        return replace(self, canonical=True)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    "tiny": ModelConfig(),
+    # LIM paper sizes: LRM 12 blocks, LIM 6 blocks; width and triplane as in LRM/TripoSR-class models
+    "base": ModelConfig(
+        image_size=256, patch_size=16, dim=1024, heads=16, lrm_blocks=12, lim_blocks=6, feature_blocks=4,
+        triplane_tokens=32, plane_channels=40, plane_resolution=64, decoder_hidden=64, decoder_layers=4,
+        coarse_samples=64, fine_samples=64,
+    ),
+}
+
+
+def preset(name: str) -> ModelConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown config {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]

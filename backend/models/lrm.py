@@ -1,0 +1,73 @@
+"""Multi-view LRM: posed views -> triplane (and the intermediate features LIM attends to)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from backend.models.blocks import LRMBlock, patchify
+from backend.models.config import ModelConfig
+from backend.models.triplane import TriplaneDecoder
+
+
+@dataclass
+class LRMOutput:
+    tokens: torch.Tensor  # (B, 3·n², D) final triplane tokens
+    features: list[torch.Tensor]  # outputs of the last L blocks, each (B, 3·n², D)
+    planes: torch.Tensor  # (B, 3, C, R, R)
+
+
+class ImageTokenizer(nn.Module):
+    """Patchified RGB ⊕ Plücker (⊕ canonical XYZ) views -> linear tokens (B, V·N, D)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.patch = config.patch_size
+        self.linear = nn.Linear(config.input_channels * config.patch_size**2, config.dim)
+        self.norm = nn.LayerNorm(config.dim)
+
+    def forward(self, views: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.linear(patchify(views, self.patch)))
+
+
+class LRM(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        n = config.triplane_tokens
+        self.tokenizer = ImageTokenizer(config)
+        self.triplane_tokens = nn.Parameter(torch.randn(3 * n * n, config.dim) * 0.02)
+        self.blocks = nn.ModuleList(LRMBlock(config.dim, config.heads, config.mlp_ratio) for _ in range(config.lrm_blocks))
+        self.norm_out = nn.LayerNorm(config.dim)
+        scale = config.plane_resolution // n
+        self.upsample = nn.ConvTranspose2d(config.dim, config.plane_channels, kernel_size=scale, stride=scale)
+        self.decoder = TriplaneDecoder(config)
+
+    def views_input(self, rgb: torch.Tensor, plucker: torch.Tensor, canonical: torch.Tensor | None = None) -> torch.Tensor:
+        """Stack per-view channels (B, V, C, H, W) in the order the tokenizer expects."""
+        parts = [rgb, plucker]
+        if self.config.canonical:
+            parts.append(torch.zeros_like(rgb) if canonical is None else canonical)
+        return torch.cat(parts, dim=2)
+
+    def tokens_to_planes(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Triplane tokens (B, 3·n², D) -> planes (B, 3, C, R, R)."""
+        b = tokens.shape[0]
+        n = self.config.triplane_tokens
+        grid = self.norm_out(tokens).view(b * 3, n, n, -1).permute(0, 3, 1, 2)
+        planes = self.upsample(grid)
+        return planes.view(b, 3, *planes.shape[1:])
+
+    def forward(self, views: torch.Tensor) -> LRMOutput:
+        """views: (B, V, C_in, H, W), any number V of posed views."""
+        images = self.tokenizer(views)
+        x = self.triplane_tokens.expand(views.shape[0], -1, -1)
+        features = []
+        first_feature = len(self.blocks) - self.config.feature_blocks
+        for index, block in enumerate(self.blocks):
+            x = block(x, images)
+            if index >= first_feature:
+                features.append(x)
+        return LRMOutput(x, features, self.tokens_to_planes(x))

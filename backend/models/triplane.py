@@ -1,0 +1,59 @@
+"""Triplanes: sampling features at 3D points, and the MLP that decodes them into fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from backend.models.config import ModelConfig
+
+# Plane axes: XY, XZ, YZ (each plane is indexed by the two coordinates it spans).
+PLANE_AXES = ((0, 1), (0, 2), (1, 2))
+
+
+def sample_planes(planes: torch.Tensor, points: torch.Tensor, bound: float) -> torch.Tensor:
+    """Features (B, P, C) at points (B, P, 3) from planes (B, 3, C, R, R), summed over planes."""
+    b, _, c, _, _ = planes.shape
+    coords = points / bound
+    features = 0
+    for index, (u, v) in enumerate(PLANE_AXES):
+        grid = coords[..., [u, v]].unsqueeze(1)  # (B, 1, P, 2): x indexes width, y height
+        sampled = F.grid_sample(planes[:, index], grid, mode="bilinear", padding_mode="border", align_corners=False)
+        features = features + sampled[:, :, 0].transpose(1, 2)
+    return features
+
+
+@dataclass
+class FieldSample:
+    density: torch.Tensor  # (B, P) >= 0
+    rgb: torch.Tensor  # (B, P, 3) in [0, 1]
+    canonical: torch.Tensor | None  # (B, P, 3) canonical coordinates, when the model has them
+
+
+class TriplaneDecoder(nn.Module):
+    """MLP heads: density and RGB (and canonical coordinates) from summed plane features."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        width = config.plane_channels
+        for _ in range(config.decoder_layers - 1):
+            layers += [nn.Linear(width, config.decoder_hidden), nn.SiLU()]
+            width = config.decoder_hidden
+        self.trunk = nn.Sequential(*layers)
+        self.density = nn.Linear(width, 1)
+        self.rgb = nn.Linear(width, 3)
+        self.canonical = nn.Linear(width, 3) if config.canonical else None
+
+    def forward(self, planes: torch.Tensor, points: torch.Tensor) -> FieldSample:
+        h = self.trunk(sample_planes(planes, points, self.config.bound))
+        inside = (points.abs() <= self.config.bound).all(dim=-1)
+        # shifted, scaled softplus: mostly empty space at initialisation, opaque surfaces reachable
+        density = 8.0 * F.softplus(self.density(h)[..., 0] - 4.0) * inside
+        rgb = torch.sigmoid(self.rgb(h))
+        canonical = None if self.canonical is None else self.config.bound * torch.tanh(self.canonical(h))
+        return FieldSample(density, rgb, canonical)

@@ -1,0 +1,123 @@
+"""What every training run shares: devices and DDP, resumable state, the loss curve.
+
+State in OUT/: model/ (config.json + model.safetensors, fp32), optimizer.safetensors,
+state.json (step, arguments), loss.csv and loss.png. `--resume` continues from there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from backend.models.checkpoints import load_checkpoint, save_checkpoint
+
+
+class Distributed:
+    """Single process, or one rank of a `torchrun` job (DDP; NCCL on GPUs, Gloo on CPUs)."""
+
+    def __init__(self, device: str | None = None) -> None:
+        self.rank = int(os.environ.get("RANK", 0))
+        self.world = int(os.environ.get("WORLD_SIZE", 1))
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        cuda = torch.cuda.is_available() and device != "cpu"
+        self.device = torch.device(f"cuda:{local}" if cuda else "cpu")
+        if self.world > 1:
+            dist.init_process_group("nccl" if cuda else "gloo")
+        if cuda:
+            torch.cuda.set_device(self.device)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        if self.world == 1:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def close(self) -> None:
+        if self.world > 1:
+            dist.destroy_process_group()
+
+
+def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def save_state(out: Path, model: nn.Module, kind: str, optimizer: torch.optim.Optimizer, step: int, args: dict[str, Any]) -> None:
+    save_checkpoint(model, out / "model", kind, extra={"step": step})
+    state = optimizer.state_dict()
+    tensors = {f"{index}.{key}": value.contiguous() for index, slot in state["state"].items() for key, value in slot.items()}
+    save_file(tensors, str(out / "optimizer.safetensors.tmp"))
+    (out / "optimizer.safetensors.tmp").replace(out / "optimizer.safetensors")
+    (out / "state.json").write_text(json.dumps({"step": step, "args": args, "param_groups": state["param_groups"]}, indent=1))
+
+
+def load_state(out: Path, kind: str, optimizer_for: Any, device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer, int]:
+    """Model, optimizer (built by ``optimizer_for(model)``) and the step to continue from."""
+    model = load_checkpoint(out / "model", kind, device).train()
+    optimizer = optimizer_for(model)
+    meta = json.loads((out / "state.json").read_text())
+    tensors = load_file(str(out / "optimizer.safetensors"), device=str(device))
+    slots: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        index, key = name.split(".", 1)
+        slots.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": slots, "param_groups": meta["param_groups"]})
+    return model, optimizer, int(meta["step"])
+
+
+class LossLog:
+    """Appends one CSV row per logged step and redraws loss.png."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / "loss.csv"
+
+    def append(self, step: int, values: dict[str, float]) -> None:
+        new = not self.path.exists()
+        with self.path.open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(["step", *values])
+            writer.writerow([step, *(f"{v:.6g}" for v in values.values())])
+
+    def plot(self) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        with self.path.open() as handle:
+            rows = list(csv.DictReader(handle))
+        if not rows:
+            return
+        fig, ax = plt.subplots(figsize=(7, 4))
+        steps = [int(r["step"]) for r in rows]
+        for key in rows[0]:
+            if key not in ("step", "lr", "seconds"):
+                ax.plot(steps, [float(r[key]) for r in rows], label=key)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(self.path.with_suffix(".png"), dpi=80)
+        plt.close(fig)

@@ -1,0 +1,110 @@
+"""Train LIM with the LRM frozen (`python -m backend train lim`).
+
+Each step, per scene: keyframes k and k+1 a gap of 2-4 frames apart (32-frame clips, so a
+frame is 1/31 of the motion), an intermediate time k+α with α ~ U(0, 1], all seen by the same
+4 ring cameras, plus 2 novel cameras at k+α. Losses:
+  L_T      = ‖T̂(k+α) − LRM(I_{k+α})‖²   (LRM triplane at the true intermediate views as pseudo ground truth)
+  L_causal = ‖LIM(F̂(k+α_r), I_{k+1}, (α−α_r)/(1−α_r)) − T̂(k+α)‖²,  α_r ~ U(0, α)   (unless --no-causal)
+  rendering losses of T̂(k+α) on the novel views.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from backend.models.checkpoints import load_checkpoint
+from backend.models.lim import LIM
+from backend.train.data import random_cameras, render_views, stack_views, training_seed
+from backend.train.losses import causal_consistency, rendering_losses, weighted_total
+from backend.train.run import Distributed, LossLog, learning_rate, load_state, save_state
+from backend.world import make_object
+
+INPUT_VIEWS, TARGET_VIEWS = 4, 2
+FRAME = 1.0 / 31  # one frame of a 32-frame clip spanning t in [0, 1]
+GAPS = (2, 3, 4)
+
+
+def make_batch(step: int, rank: int, batch: int, size: int) -> dict[str, torch.Tensor]:
+    rng = np.random.default_rng([step, rank, 11])
+    keyed: dict[str, list[torch.Tensor]] = {"views_k": [], "views_next": [], "views_mid": [], "alpha": []}
+    targets = []
+    for _ in range(batch):
+        obj = make_object(training_seed(rng))
+        gap = int(rng.choice(GAPS)) * FRAME
+        t_k = float(rng.uniform(0, 1 - gap))
+        alpha = float(rng.uniform(0.05, 1.0))
+        ring, novel = random_cameras(rng, INPUT_VIEWS, TARGET_VIEWS, size)
+        keyed["views_k"].append(render_views(obj, ring, t_k).model_input)
+        keyed["views_next"].append(render_views(obj, ring, t_k + gap).model_input)
+        keyed["views_mid"].append(render_views(obj, ring, t_k + alpha * gap).model_input)
+        keyed["alpha"].append(torch.tensor(alpha))
+        targets.append(render_views(obj, novel, t_k + alpha * gap))
+    return {**{k: torch.stack(v) for k, v in keyed.items()}, **stack_views(targets)}
+
+
+def optimizer_for(model: torch.nn.Module, lr: float = 2e-4) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
+
+
+def lim_step(lim: torch.nn.Module, lrm: torch.nn.Module, batch: dict[str, torch.Tensor], rays: int,
+             causal: bool) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        start = lrm(batch["views_k"])
+        pseudo_truth = lrm(batch["views_mid"]).planes
+    hop = lim(start.tokens, start.features, batch["views_next"], batch["alpha"])
+    planes = lrm.tokens_to_planes(hop.tokens)
+    losses = {"triplane": F.mse_loss(planes, pseudo_truth)}
+    if causal:
+        alpha_r = torch.rand_like(batch["alpha"]) * batch["alpha"]
+        losses["causal"] = causal_consistency(
+            lambda state, views, a: lim(state.tokens, state.features, views, a),
+            start, batch["views_next"], batch["alpha"], alpha_r,
+            lambda state: lrm.tokens_to_planes(state.tokens), planes,
+        )
+    losses.update(rendering_losses(lambda pts: lrm.decoder(planes, pts), batch, lrm.config, rays))
+    return losses
+
+
+def main(args: argparse.Namespace) -> int:
+    env = Distributed(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lrm = load_checkpoint(args.lrm, "lrm", env.device)
+    lrm.requires_grad_(False)
+    if args.resume and (out / "state.json").exists():
+        lim, optimizer, start = load_state(out, "lim", optimizer_for, env.device)
+        print(f"resuming {out} at step {start}")
+    else:
+        lim = LIM.from_lrm(lrm).to(env.device).train()
+        optimizer, start = optimizer_for(lim), 0
+    wrapped = env.wrap(lim)
+    log = LossLog(out)
+    saved_args = {k: v for k, v in vars(args).items() if k != "handler"}
+    started = time.perf_counter()
+    for step in range(start, args.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, args.lr, args.warmup, args.steps)
+        batch = {k: v.to(env.device) for k, v in make_batch(step, env.rank, args.batch, lrm.config.image_size).items()}
+        with env.autocast():
+            losses = lim_step(wrapped, lrm, batch, args.rays, causal=not args.no_causal)
+            total = weighted_total(losses)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(lim.parameters(), 1.0)
+        optimizer.step()
+        if env.main and (step + 1) % args.log_every == 0:
+            values = {"total": total.item(), **{k: v.item() for k, v in losses.items()},
+                      "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
+            log.append(step + 1, values)
+            print(f"step {step + 1}: " + " ".join(f"{k} {v:.4g}" for k, v in values.items()), flush=True)
+        if env.main and ((step + 1) % args.save_every == 0 or step + 1 == args.steps):
+            save_state(out, lim, "lim", optimizer, step + 1, saved_args)
+            log.plot()
+    env.close()
+    return 0
