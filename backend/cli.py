@@ -29,11 +29,28 @@ def _world(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    json_path = Path(args.json) if args.json else None
     if args.what == "world":
         from backend.bench.world import run
 
-        run(results=Path(args.results), json_path=Path(args.json) if args.json else None)
+        run(results=Path(args.results), json_path=json_path)
+    elif args.what == "interp":
+        from backend.bench.interp import run as run_interp
+
+        run_interp(parse_seeds(args.seeds), Path(args.checkpoints), Path(args.results), json_path, args.config)
+    elif args.what == "speed":
+        from backend.bench.speed import run as run_speed
+
+        run_speed(args.config.split(","), args.device or "cpu", Path(args.results), json_path)
     return 0
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'1000000-1000007' or '5,9,12' -> seeds."""
+    if "-" in text:
+        low, high = (int(x) for x in text.split("-", 1))
+        return list(range(low, high + 1))
+    return [int(x) for x in text.split(",")]
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -42,6 +59,21 @@ def _train(args: argparse.Namespace) -> int:
     else:
         from backend.train.train_lim import main as train
     return train(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    """A training run's model -> a shipped checkpoint folder (fp16 by default)."""
+    import torch
+
+    from backend.models.checkpoints import load_checkpoint, read_config, save_checkpoint
+
+    source = Path(args.run) / "model" if (Path(args.run) / "model").is_dir() else Path(args.run)
+    meta = read_config(source)
+    model = load_checkpoint(source, meta["kind"])
+    save_checkpoint(model, Path(args.to), meta["kind"], dtype=None if args.fp32 else torch.float16,
+                    extra={"step": meta.get("step"), "trained": args.note} if args.note else {"step": meta.get("step")})
+    print(f"{source} ({meta['kind']}, step {meta.get('step')}) -> {args.to}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -71,7 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     world.set_defaults(handler=_world)
 
     bench = commands.add_parser("bench", help="benchmarks; results go to benchmarks/RESULTS.md")
-    bench.add_argument("what", choices=["world"])
+    bench.add_argument("what", choices=["world", "interp", "speed"])
+    bench.add_argument("--seeds", default="1000000-1000007", help="evaluation seeds, A-B or a,b,c")
+    bench.add_argument("--config", default="tiny", help="model config (speed: comma-separated list)")
+    bench.add_argument("--checkpoints", default="backend/checkpoints", help="interp: folder with lrm/, lim/, lim_no_causal/")
+    bench.add_argument("--device", default=None, help="speed: cpu or cuda")
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
     bench.add_argument("--results", default="benchmarks/RESULTS.md")
     bench.set_defaults(handler=_bench)
@@ -92,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lrm", default="backend/checkpoints/lrm", help="LIM: the frozen LRM checkpoint")
     train.add_argument("--no-causal", action="store_true", help="LIM: ablation without L_causal")
     train.set_defaults(handler=_train)
+
+    export = commands.add_parser("export", help="turn a training run into a shipped checkpoint folder (fp16)")
+    export.add_argument("run", help="training --out folder (or a checkpoint folder)")
+    export.add_argument("--to", required=True)
+    export.add_argument("--fp32", action="store_true")
+    export.add_argument("--note", default=None, help="how it was trained, stored in config.json")
+    export.set_defaults(handler=_export)
 
     demo = commands.add_parser("demo", help="the furthest end-to-end path that exists today")
     demo.add_argument("--out", default="out/demo")

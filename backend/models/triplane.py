@@ -16,7 +16,6 @@ PLANE_AXES = ((0, 1), (0, 2), (1, 2))
 
 def sample_planes(planes: torch.Tensor, points: torch.Tensor, bound: float) -> torch.Tensor:
     """Features (B, P, C) at points (B, P, 3) from planes (B, 3, C, R, R), summed over planes."""
-    b, _, c, _, _ = planes.shape
     coords = points / bound
     features = 0
     for index, (u, v) in enumerate(PLANE_AXES):

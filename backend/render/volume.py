@@ -51,7 +51,11 @@ def _composite(t: torch.Tensor, far: torch.Tensor, sample: FieldSample) -> tuple
 def _importance(t: torch.Tensor, weights: torch.Tensor, count: int, deterministic: bool) -> torch.Tensor:
     """Draw ``count`` distances per ray from the piecewise-constant pdf of the coarse weights."""
     mids = 0.5 * (t[..., 1:] + t[..., :-1])
-    pdf = weights[..., 1:-1] + 1e-5
+    # max-blur the weights over neighbours (as mip-NeRF): a hard surface between two coarse samples
+    # must draw fine samples on both sides of the midpoint, not only behind it
+    padded = torch.nn.functional.pad(weights, (1, 1))
+    blurred = torch.maximum(torch.maximum(padded[..., :-2], padded[..., 1:-1]), padded[..., 2:])
+    pdf = blurred[..., 1:-1] + 1e-5  # bin j spans mids j..j+1, centred on sample j+1
     pdf = pdf / pdf.sum(dim=-1, keepdim=True)
     cdf = torch.cat([torch.zeros_like(pdf[..., :1]), torch.cumsum(pdf, dim=-1)], dim=-1)
     shape = (*cdf.shape[:-1], count)
@@ -68,7 +72,8 @@ def render_rays(field: Field, origins: torch.Tensor, dirs: torch.Tensor, bound: 
     """Render rays (B, R, 3) through ``field``; gradients flow through the final samples only."""
     near, far = box_intersection(origins, dirs, bound)
     steps = torch.arange(coarse, device=origins.device, dtype=origins.dtype)
-    jitter = torch.full((*near.shape, coarse), 0.5, device=origins.device) if deterministic else torch.rand(*near.shape, coarse, device=origins.device)
+    shape = (*near.shape, coarse)
+    jitter = torch.full(shape, 0.5, device=origins.device) if deterministic else torch.rand(shape, device=origins.device)
     t = near[..., None] + (far - near)[..., None] * (steps + jitter) / coarse
     b, r = near.shape
     with torch.no_grad():
@@ -105,7 +110,7 @@ def render_views(field: Field, cameras: list[Camera], bound: float, coarse: int,
     """Full images from one field: rgb (V, H, W, 3), alpha, depth (camera z) (V, H, W), canonical."""
     origins, dirs, cosines = camera_rays(cameras)
     parts: list[RayRender] = []
-    flat_o, flat_d = origins.view(1, -1, 3), dirs.view(1, -1, 3)
+    flat_o, flat_d = origins.reshape(1, -1, 3), dirs.reshape(1, -1, 3)
     for start in range(0, flat_o.shape[1], chunk):
         parts.append(render_rays(field, flat_o[:, start:start + chunk], flat_d[:, start:start + chunk], bound,
                                  coarse, fine, deterministic=True))

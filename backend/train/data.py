@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from backend.io.cameras import Camera, ring_cameras
-from backend.world import make_object
 from backend.world.clip import render_world_clip
 from backend.world.objects import WorldObject
 from backend.world.render import render_clip

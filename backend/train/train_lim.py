@@ -32,7 +32,7 @@ GAPS = (2, 3, 4)
 
 def make_batch(step: int, rank: int, batch: int, size: int) -> dict[str, torch.Tensor]:
     rng = np.random.default_rng([step, rank, 11])
-    keyed: dict[str, list[torch.Tensor]] = {"views_k": [], "views_next": [], "views_mid": [], "alpha": []}
+    keyed: dict[str, list[torch.Tensor]] = {"views_k": [], "views_next": [], "views_mid": [], "interp_alpha": []}
     targets = []
     for _ in range(batch):
         obj = make_object(training_seed(rng))
@@ -43,9 +43,11 @@ def make_batch(step: int, rank: int, batch: int, size: int) -> dict[str, torch.T
         keyed["views_k"].append(render_views(obj, ring, t_k).model_input)
         keyed["views_next"].append(render_views(obj, ring, t_k + gap).model_input)
         keyed["views_mid"].append(render_views(obj, ring, t_k + alpha * gap).model_input)
-        keyed["alpha"].append(torch.tensor(alpha))
+        keyed["interp_alpha"].append(torch.tensor(alpha))
         targets.append(render_views(obj, novel, t_k + alpha * gap))
-    return {**{k: torch.stack(v) for k, v in keyed.items()}, **stack_views(targets)}
+    targets_batch = stack_views(targets)
+    assert not set(keyed) & set(targets_batch), "batch keys must not collide"
+    return {**{k: torch.stack(v) for k, v in keyed.items()}, **targets_batch}
 
 
 def optimizer_for(model: torch.nn.Module, lr: float = 2e-4) -> torch.optim.Optimizer:
@@ -57,14 +59,14 @@ def lim_step(lim: torch.nn.Module, lrm: torch.nn.Module, batch: dict[str, torch.
     with torch.no_grad():
         start = lrm(batch["views_k"])
         pseudo_truth = lrm(batch["views_mid"]).planes
-    hop = lim(start.tokens, start.features, batch["views_next"], batch["alpha"])
+    hop = lim(start.tokens, start.features, batch["views_next"], batch["interp_alpha"])
     planes = lrm.tokens_to_planes(hop.tokens)
     losses = {"triplane": F.mse_loss(planes, pseudo_truth)}
     if causal:
-        alpha_r = torch.rand_like(batch["alpha"]) * batch["alpha"]
+        alpha_r = torch.rand_like(batch["interp_alpha"]) * batch["interp_alpha"]
         losses["causal"] = causal_consistency(
             lambda state, views, a: lim(state.tokens, state.features, views, a),
-            start, batch["views_next"], batch["alpha"], alpha_r,
+            start, batch["views_next"], batch["interp_alpha"], alpha_r,
             lambda state: lrm.tokens_to_planes(state.tokens), planes,
         )
     losses.update(rendering_losses(lambda pts: lrm.decoder(planes, pts), batch, lrm.config, rays))

@@ -1,0 +1,130 @@
+"""LRM, LIM, decoder and checkpoints: shapes, gradients, strict loading, one step of learning."""
+
+import pickle
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from backend.models.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from backend.models.config import preset
+from backend.models.lim import LIM
+from backend.models.lrm import LRM
+from backend.train.losses import causal_consistency, rendering_losses, weighted_total
+from backend.train.train_lrm import make_batch
+
+# a smaller tiny: same code paths, quicker tests
+SMALL = replace(preset("tiny"), dim=64, heads=2, lrm_blocks=2, lim_blocks=2, plane_resolution=32, image_size=32,
+                coarse_samples=12, fine_samples=12)
+
+
+def _views(batch: int = 2, views: int = 3) -> torch.Tensor:
+    return torch.rand(batch, views, SMALL.input_channels, SMALL.image_size, SMALL.image_size)
+
+
+def test_lrm_and_lim_shapes_and_gradients() -> None:
+    torch.manual_seed(0)
+    lrm = LRM(SMALL)
+    out = lrm(_views())
+    n, r = SMALL.triplane_tokens, SMALL.plane_resolution
+    assert out.planes.shape == (2, 3, SMALL.plane_channels, r, r)
+    assert len(out.features) == SMALL.feature_blocks and out.features[0].shape == (2, 3 * n * n, SMALL.dim)
+    lim = LIM.from_lrm(lrm)
+    hop = lim(out.tokens, out.features, _views(views=5), torch.tensor([0.3, 0.9]))  # any number of views
+    planes = lrm.tokens_to_planes(hop.tokens)
+    sample = lrm.decoder(planes, torch.rand(2, 100, 3) * 2 - 1)
+    loss = sample.density.mean() + sample.rgb.mean()
+    loss.backward()
+    for name, p in list(lrm.named_parameters()) + list(lim.named_parameters()):
+        if name.endswith("alpha.weight") or name.endswith("alpha.bias"):
+            continue  # zero-initialised α projections get gradient once α matters downstream
+        assert p.grad is not None, name
+    assert sum(p.grad.abs().sum() for p in lim.parameters() if p.grad is not None) > 0
+
+
+def test_lim_starts_from_the_lrm_blocks() -> None:
+    lrm = LRM(SMALL)
+    lim = LIM.from_lrm(lrm)
+    torch.testing.assert_close(lim.blocks[-1].body.mlp[0].weight, lrm.blocks[-1].body.mlp[0].weight)
+    torch.testing.assert_close(lim.tokenizer.linear.weight, lrm.tokenizer.linear.weight)
+
+
+def test_checkpoint_round_trip_is_exact(tmp_path: Path) -> None:
+    lrm = LRM(SMALL)
+    save_checkpoint(lrm, tmp_path / "lrm", "lrm")
+    loaded = load_checkpoint(tmp_path / "lrm", "lrm")
+    for name, tensor in lrm.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+    views = _views()
+    with torch.no_grad():
+        torch.testing.assert_close(lrm.eval()(views).planes, loaded(views).planes, rtol=0, atol=0)
+    # fp16 for shipping: loads back as float32 within fp16 precision
+    save_checkpoint(lrm, tmp_path / "half", "lrm", dtype=torch.float16)
+    half = load_checkpoint(tmp_path / "half", "lrm")
+    assert half.triplane_tokens.dtype == torch.float32
+    torch.testing.assert_close(half.triplane_tokens, lrm.triplane_tokens, atol=1e-3, rtol=1e-3)
+
+
+def test_loader_refuses_what_does_not_fit(tmp_path: Path) -> None:
+    save_checkpoint(LRM(SMALL), tmp_path / "ok", "lrm")
+    with pytest.raises(CheckpointError, match="expected 'lim'"):
+        load_checkpoint(tmp_path / "ok", "lim")
+    # weights from a different size under this config: wrong shapes
+    save_checkpoint(LRM(replace(SMALL, dim=32, heads=2)), tmp_path / "other", "lrm")
+    (tmp_path / "other" / "config.json").write_text((tmp_path / "ok" / "config.json").read_text())
+    with pytest.raises(CheckpointError, match="wrong shapes"):
+        load_checkpoint(tmp_path / "other", "lrm")
+    # a pickle beside the weights, or pretending to be them
+    (tmp_path / "ok" / "model.pt").write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(tmp_path / "ok", "lrm")
+    (tmp_path / "ok" / "model.pt").unlink()
+    (tmp_path / "ok" / "model.safetensors").write_bytes(pickle.dumps(LRM(SMALL).state_dict()))
+    with pytest.raises(CheckpointError, match="not a safetensors file"):
+        load_checkpoint(tmp_path / "ok", "lrm")
+    with pytest.raises(CheckpointError, match="not a checkpoint folder"):
+        load_checkpoint(tmp_path / "missing", "lrm")
+
+
+def test_one_training_step_lowers_the_loss_on_a_fixed_batch() -> None:
+    torch.manual_seed(0)
+    model = LRM(SMALL)
+    batch = make_batch(step=0, rank=0, batch=1, size=SMALL.image_size, canonical=False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def loss() -> torch.Tensor:
+        out = model(batch["views"])
+        g = torch.Generator().manual_seed(1)  # the same rays every time
+        torch.manual_seed(2)  # the same stratified jitter every time
+        return weighted_total(rendering_losses(lambda p: model.decoder(out.planes, p), batch, SMALL, 256, g))
+
+    before = loss()
+    optimizer.zero_grad()
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = loss()
+    assert after < before
+
+
+def test_causal_loss_is_zero_when_the_hops_agree_by_construction() -> None:
+    """A linear interpolator between a state and the keyframe k+1 is causally consistent."""
+    torch.manual_seed(0)
+    start, end = torch.randn(3, 5), torch.randn(3, 5)
+    alpha = torch.tensor([0.3, 0.7, 0.9])
+    alpha_r = torch.tensor([0.25, 0.5, 0.75]) * alpha
+
+    def linear(state, views, a):
+        return (1 - a[:, None]) * state + a[:, None] * views
+
+    def identity(state):
+        return state
+
+    direct = linear(start, end, alpha)
+    assert causal_consistency(linear, start, end, alpha, alpha_r, identity, direct) < 1e-10
+
+    def eased(state, views, a):  # not consistent: hopping changes the path
+        return (1 - a[:, None] ** 2) * state + a[:, None] ** 2 * views
+
+    assert causal_consistency(eased, start, end, alpha, alpha_r, identity, eased(start, end, alpha)) > 1e-3

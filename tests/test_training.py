@@ -1,0 +1,52 @@
+"""Training entry points: resumable runs through the real CLI, and LIM's step with a frozen LRM."""
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from backend.models.config import preset
+from backend.models.lim import LIM
+from backend.models.lrm import LRM
+from backend.train.train_lim import lim_step
+from backend.train.train_lim import make_batch as lim_batch
+from conftest import run_backend
+
+
+def test_lrm_training_resumes_where_it_stopped(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    common = ["--out", str(out), "--batch", "1", "--rays", "32", "--log-every", "1", "--save-every", "2", "--warmup", "2"]
+    first = run_backend("train", "lrm", "--steps", "2", *common)
+    assert first.returncode == 0, first.stderr
+    assert json.loads((out / "state.json").read_text())["step"] == 2
+    second = run_backend("train", "lrm", "--steps", "3", "--resume", *common)
+    assert second.returncode == 0, second.stderr
+    assert "resuming" in second.stdout
+    assert json.loads((out / "state.json").read_text())["step"] == 3
+    with (out / "loss.csv").open() as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle)]
+    assert steps == [1, 2, 3]
+    assert (out / "loss.png").is_file() and (out / "model" / "model.safetensors").is_file()
+
+
+def test_training_refuses_nothing_silently(tmp_path: Path) -> None:
+    done = run_backend("train", "lim", "--lrm", str(tmp_path / "nope"), "--out", str(tmp_path / "x"), "--steps", "1")
+    assert done.returncode == 2 and "not a checkpoint folder" in done.stderr
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_lim_step_trains_lim_only(causal: bool) -> None:
+    config = replace(preset("tiny"), dim=64, heads=2, lrm_blocks=2, lim_blocks=2, plane_resolution=32, image_size=32,
+                     coarse_samples=8, fine_samples=8)
+    torch.manual_seed(0)
+    lrm = LRM(config).requires_grad_(False)
+    lim = LIM.from_lrm(lrm)
+    batch = lim_batch(step=0, rank=0, batch=1, size=32)
+    losses = lim_step(lim, lrm, batch, rays=64, causal=causal)
+    assert ("causal" in losses) == causal and {"triplane", "rgb", "mask", "depth"} <= set(losses)
+    sum(losses.values()).backward()
+    assert all(p.grad is None for p in lrm.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lim.parameters())
