@@ -28,7 +28,7 @@ def test_lrm_training_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert json.loads((out / "state.json").read_text())["step"] == 3
     with (out / "loss.csv").open() as handle:
         steps = [int(row["step"]) for row in csv.DictReader(handle)]
-    assert steps == [1, 2, 3]
+    assert steps == [1, 2, 3], "resumed runs continue the curve without repeats"
     assert (out / "loss.png").is_file() and (out / "model" / "model.safetensors").is_file()
 
 
@@ -50,3 +50,15 @@ def test_lim_step_trains_lim_only(causal: bool) -> None:
     sum(losses.values()).backward()
     assert all(p.grad is None for p in lrm.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lim.parameters())
+
+
+def test_loss_log_drops_rows_after_the_resumed_step(tmp_path: Path) -> None:
+    from backend.train.run import LossLog
+
+    log = LossLog(tmp_path)
+    for step in range(1, 6):
+        log.append(step, {"total": 1.0 / step})
+    log.truncate_after(3)
+    log.append(4, {"total": 0.2})
+    with (tmp_path / "loss.csv").open() as handle:
+        assert [int(r["step"]) for r in csv.DictReader(handle)] == [1, 2, 3, 4]

@@ -14,6 +14,17 @@ from backend.render.volume import render_rays
 WEIGHTS = {"rgb": 1.0, "mask": 0.5, "depth": 0.5, "canonical": 1.0}
 
 
+def sample_pixels(alpha: torch.Tensor, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``count`` pixel indices per image (N, P): half on the object, half anywhere.
+
+    Objects cover ~10 % of a view; uniform rays would spend most of the batch on empty background.
+    """
+    foreground = (alpha > 0).float()
+    share = foreground / foreground.sum(dim=1, keepdim=True).clamp_min(1)
+    weights = 0.5 * share + 0.5 / alpha.shape[1]
+    return torch.multinomial(weights, count, replacement=True, generator=generator)
+
+
 def rendering_losses(field: Callable[[torch.Tensor], FieldSample], targets: dict[str, torch.Tensor],
                      config: ModelConfig, rays_per_view: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """RGB, mask and depth (and canonical) losses on random rays of every target view.
@@ -22,7 +33,7 @@ def rendering_losses(field: Callable[[torch.Tensor], FieldSample], targets: dict
     origins/dirs (B, V, H·W, 3), cosines (B, V, H·W).
     """
     b, v, h, w = targets["alpha"].shape
-    pick = torch.randint(0, h * w, (b, v, rays_per_view), generator=generator)
+    pick = sample_pixels(targets["alpha"].reshape(b * v, h * w), rays_per_view, generator).view(b, v, rays_per_view)
 
     def take(name: str, channels: int | None) -> torch.Tensor:
         flat = targets[name].reshape(b, v, h * w, *(() if channels is None else (channels,)))

@@ -92,6 +92,14 @@ class LossLog:
     def __init__(self, out: Path) -> None:
         self.path = out / "loss.csv"
 
+    def truncate_after(self, step: int) -> None:
+        """Drop rows logged after the saved state we resume from, so the curve has no repeats."""
+        if not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines(keepends=True)
+        kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= step]
+        self.path.write_text("".join(kept))
+
     def append(self, step: int, values: dict[str, float]) -> None:
         new = not self.path.exists()
         with self.path.open("a", newline="") as handle:

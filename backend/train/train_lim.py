@@ -87,6 +87,7 @@ def main(args: argparse.Namespace) -> int:
         optimizer, start = optimizer_for(lim), 0
     wrapped = env.wrap(lim)
     log = LossLog(out)
+    log.truncate_after(start)
     saved_args = {k: v for k, v in vars(args).items() if k != "handler"}
     started = time.perf_counter()
     for step in range(start, args.steps):

@@ -66,6 +66,7 @@ def main(args: argparse.Namespace) -> int:
         optimizer, start = optimizer_for(model), 0
     wrapped = env.wrap(model)
     log = LossLog(out)
+    log.truncate_after(start)
     saved_args = {k: v for k, v in vars(args).items() if k != "handler"}
     started = time.perf_counter()
     for step in range(start, args.steps):
