@@ -37,7 +37,8 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.what == "interp":
         from backend.bench.interp import run as run_interp
 
-        run_interp(parse_seeds(args.seeds), Path(args.checkpoints), Path(args.results), json_path, args.config)
+        gltf = [Path(p) for p in args.gltf] if args.gltf else None
+        run_interp(parse_seeds(args.seeds), Path(args.checkpoints), Path(args.results), json_path, args.config, gltf)
     elif args.what == "speed":
         from backend.bench.speed import run as run_speed
 
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--config", default="tiny", help="model config (speed: comma-separated list)")
     bench.add_argument("--checkpoints", default="backend/checkpoints", help="interp: folder with lrm/, lim/, lim_no_causal/")
     bench.add_argument("--device", default=None, help="speed: cpu or cuda")
+    bench.add_argument("--gltf", nargs="*", default=None, help="interp: evaluate on these animated glTF assets instead")
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
     bench.add_argument("--results", default="benchmarks/RESULTS.md")
     bench.set_defaults(handler=_bench)

@@ -12,7 +12,9 @@ rendered from the novel cameras and compared with the ground truth there.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +23,10 @@ from skimage.metrics import structural_similarity
 
 from backend.bench.flow import interpolate_frame
 from backend.bench.results import append_row, device_description, today
+from backend.io.cameras import Camera
 from backend.models.checkpoints import load_checkpoint
 from backend.render.volume import render_views as render_field
-from backend.train.data import Views, random_cameras, render_views
+from backend.train.data import random_cameras, render_views
 from backend.world import make_object
 
 GAP_FRAMES, FRAME = 4, 1.0 / 31
@@ -36,41 +39,97 @@ def psnr(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = No
     return float(10 * np.log10(1.0 / max(mse, 1e-10)))
 
 
-def _flow_views(first: Views, second: Views, alpha: float) -> torch.Tensor:
-    frames = [interpolate_frame((a.numpy() * 255).astype(np.uint8), (b.numpy() * 255).astype(np.uint8), alpha)
+@dataclass
+class Keyframe:
+    model_input: torch.Tensor  # (V, 9, H, W) RGB over white + Plücker
+    rgb: torch.Tensor  # (V, H, W, 3)
+
+
+@dataclass
+class Target:
+    alpha: float  # where between the keyframes
+    inputs: Keyframe  # the true input views at that time (for the oracle)
+    cameras: list[Camera]  # novel cameras
+    rgb: np.ndarray  # (Vn, H, W, 3) ground truth over white
+    mask: np.ndarray  # (Vn, H, W) ground-truth foreground
+
+
+@dataclass
+class Case:
+    first: Keyframe
+    second: Keyframe
+    targets: list[Target]
+
+
+def _flow_views(first: Keyframe, second: Keyframe, alpha: float) -> torch.Tensor:
+    frames = [interpolate_frame((a.numpy() * 255).round().astype(np.uint8), (b.numpy() * 255).round().astype(np.uint8), alpha)
               for a, b in zip(first.rgb, second.rgb, strict=True)]
     rgb = torch.as_tensor(np.stack(frames)).float().permute(0, 3, 1, 2) / 255
     return torch.cat([rgb, first.model_input[:, 3:]], dim=1)
 
 
-@torch.no_grad()
-def evaluate_seed(seed: int, lrm, lims: dict[str, torch.nn.Module]) -> dict[str, list[dict[str, float]]]:
-    config = lrm.config
+def procedural_case(seed: int, size: int) -> Case:
     rng = np.random.default_rng([seed, 5])
     obj = make_object(seed)
     gap = GAP_FRAMES * FRAME
     t_k = float(rng.uniform(0, 1 - gap))
-    ring, novel = random_cameras(rng, 4, 2, config.image_size)
-    first, second = render_views(obj, ring, t_k), render_views(obj, ring, t_k + gap)
-    out_k, out_1 = lrm(first.model_input[None]), lrm(second.model_input[None])
-    scores: dict[str, list[dict[str, float]]] = {}
+    ring, novel = random_cameras(rng, 4, 2, size)
+
+    def keyframe(t: float) -> Keyframe:
+        views = render_views(obj, ring, t)
+        return Keyframe(views.model_input, views.rgb)
+
+    targets = []
     for alpha in ALPHAS:
-        t = t_k + alpha * gap
-        truth = render_views(obj, novel, t)
-        a = torch.tensor([alpha])
+        truth = render_views(obj, novel, t_k + alpha * gap)
+        targets.append(Target(alpha, keyframe(t_k + alpha * gap), novel, truth.rgb.numpy(), truth.alpha.numpy() > 0.5))
+    return Case(keyframe(t_k), keyframe(t_k + gap), targets)
+
+
+def gltf_cases(asset: Path, size: int, inputs: int = 4, novel: int = 2, frames: int = 32) -> list[Case]:
+    """Cases from a real asset rendered by Blender: views 0..inputs-1 read, the rest judge."""
+    from backend.io.clip_folder import read_clip_folder
+    from backend.world.gltf_clip import write_gltf_clip
+
+    with tempfile.TemporaryDirectory(prefix="lim4d-interp-") as tmp:
+        write_gltf_clip(Path(tmp), asset, None, inputs + novel, frames, size)
+        clip = read_clip_folder(tmp)
+        masks = [np.load(Path(tmp) / "gt" / f"view_{v:02d}.npz")["alpha"] > 0.5 for v in range(inputs + novel)]
+    rgb = torch.as_tensor(clip.frames).float() / 255  # (V, F, H, W, 3)
+    plucker = torch.as_tensor(np.stack([c.plucker() for c in clip.cameras[:inputs]]))
+
+    def keyframe(f: int) -> Keyframe:
+        return Keyframe(torch.cat([rgb[:inputs, f].permute(0, 3, 1, 2), plucker], dim=1), rgb[:inputs, f])
+
+    cases = []
+    for k in range(0, frames - GAP_FRAMES, 2 * GAP_FRAMES + 1):
+        targets = [Target(a, keyframe(k + round(a * GAP_FRAMES)), clip.cameras[inputs:],
+                          rgb[inputs:, k + round(a * GAP_FRAMES)].numpy(),
+                          np.stack([m[k + round(a * GAP_FRAMES)] for m in masks[inputs:]]))
+                   for a in ALPHAS]
+        cases.append(Case(keyframe(k), keyframe(k + GAP_FRAMES), targets))
+    return cases
+
+
+@torch.no_grad()
+def evaluate_case(case: Case, lrm, lims: dict[str, torch.nn.Module]) -> dict[str, list[dict[str, float]]]:
+    config = lrm.config
+    out_k, out_1 = lrm(case.first.model_input[None]), lrm(case.second.model_input[None])
+    scores: dict[str, list[dict[str, float]]] = {}
+    for target in case.targets:
+        alpha = target.alpha
         planes = {
-            "oracle": lrm(render_views(obj, ring, t).model_input[None]).planes,
+            "oracle": lrm(target.inputs.model_input[None]).planes,
             "linear": (1 - alpha) * out_k.planes + alpha * out_1.planes,
-            "image_flow": lrm(_flow_views(first, second, alpha)[None]).planes,
+            "image_flow": lrm(_flow_views(case.first, case.second, alpha)[None]).planes,
         }
         for name, lim in lims.items():
-            planes[name] = lrm.tokens_to_planes(lim(out_k.tokens, out_k.features, second.model_input[None], a).tokens)
+            hop = lim(out_k.tokens, out_k.features, case.second.model_input[None], torch.tensor([alpha]))
+            planes[name] = lrm.tokens_to_planes(hop.tokens)
         for name, p in planes.items():
-            image = render_field(lambda pts, p=p: lrm.decoder(p, pts), novel, config.bound, config.coarse_samples,
-                                 config.fine_samples)["rgb"].clamp(0, 1).numpy()
-            for view in range(len(novel)):
-                gt = truth.rgb[view].numpy()
-                mask = truth.alpha[view].numpy() > 0.5
+            image = render_field(lambda pts, p=p: lrm.decoder(p, pts), target.cameras, config.bound,
+                                 config.coarse_samples, config.fine_samples)["rgb"].clamp(0, 1).numpy()
+            for view, (gt, mask) in enumerate(zip(target.rgb, target.mask, strict=True)):
                 scores.setdefault(name, []).append({
                     "psnr": psnr(image[view], gt),
                     "psnr_fg": psnr(image[view], gt, mask),
@@ -79,20 +138,24 @@ def evaluate_seed(seed: int, lrm, lims: dict[str, torch.nn.Module]) -> dict[str,
     return scores
 
 
-def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | None, config_name: str = "tiny") -> dict:
+def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | None, config_name: str = "tiny",
+        gltf: list[Path] | None = None) -> dict:
     lrm = load_checkpoint(checkpoints / "lrm", "lrm")
     lims = {}
     for name, folder in (("lim", "lim"), ("lim_no_causal", "lim_no_causal")):
         if (checkpoints / folder).is_dir():
             lims[name] = load_checkpoint(checkpoints / folder, "lim")
     started = time.perf_counter()
+    cases = [c for asset in gltf for c in gltf_cases(asset, lrm.config.image_size)] if gltf else [
+        procedural_case(seed, lrm.config.image_size) for seed in seeds]
     collected: dict[str, list[dict[str, float]]] = {}
-    for seed in seeds:
-        for name, rows in evaluate_seed(seed, lrm, lims).items():
+    for case in cases:
+        for name, rows in evaluate_case(case, lrm, lims).items():
             collected.setdefault(name, []).extend(rows)
     methods = {name: {k: round(float(np.mean([r[k] for r in rows])), 3) for k in ("psnr", "psnr_fg", "ssim")}
                for name, rows in collected.items()}
-    figures = {"config": config_name, "device": device_description(), "date": today(), "seeds": seeds,
+    figures = {"config": config_name, "device": device_description(), "date": today(),
+               "seeds": [] if gltf else seeds, "assets": [p.name for p in gltf or []],
                "alphas": list(ALPHAS), "gap_frames": GAP_FRAMES, "methods": methods,
                "seconds": round(time.perf_counter() - started, 1)}
     if "lim" in methods:
@@ -103,7 +166,8 @@ def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | No
         json_path.write_text(json.dumps(figures, indent=1))
     cells = [f"{name}: {m['psnr_fg']:.2f} / {m['psnr']:.2f} / {m['ssim']:.3f}" for name, m in methods.items()]
     append_row(results, "Interpolation at held-out times, novel views (`bench interp`)",
-               ["date", "device", "config", "seeds", "PSNR_FG / PSNR / SSIM per method", "LIM closes of linear→oracle gap"],
-               [figures["date"], figures["device"], config_name, f"{seeds[0]}–{seeds[-1]} ({len(seeds)})", "<br>".join(cells),
+               ["date", "device", "config", "data", "PSNR_FG / PSNR / SSIM per method", "LIM closes of linear→oracle gap"],
+               [figures["date"], figures["device"], config_name,
+                ", ".join(figures["assets"]) if gltf else f"seeds {seeds[0]}–{seeds[-1]} ({len(seeds)})", "<br>".join(cells),
                 str(figures.get("lim_gap_closed"))])
     return figures
