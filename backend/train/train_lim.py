@@ -30,7 +30,9 @@ FRAME = 1.0 / 31  # one frame of a 32-frame clip spanning t in [0, 1]
 GAPS = (2, 3, 4)
 
 
-def make_batch(step: int, rank: int, batch: int, size: int) -> dict[str, torch.Tensor]:
+def make_batch(step: int, rank: int, batch: int, size: int, canonical: bool = False) -> dict[str, torch.Tensor]:
+    """With ``canonical`` (training LIM‾ on LRM‾): keyframe k and the pseudo-truth views carry their
+    ground-truth canonical maps; keyframe k+1 carries zeros, as it will at inference."""
     rng = np.random.default_rng([step, rank, 11])
     keyed: dict[str, list[torch.Tensor]] = {"views_k": [], "views_next": [], "views_mid": [], "interp_alpha": []}
     targets = []
@@ -40,14 +42,21 @@ def make_batch(step: int, rank: int, batch: int, size: int) -> dict[str, torch.T
         t_k = float(rng.uniform(0, 1 - gap))
         alpha = float(rng.uniform(0.05, 1.0))
         ring, novel = random_cameras(rng, INPUT_VIEWS, TARGET_VIEWS, size)
-        keyed["views_k"].append(render_views(obj, ring, t_k).model_input)
-        keyed["views_next"].append(render_views(obj, ring, t_k + gap).model_input)
-        keyed["views_mid"].append(render_views(obj, ring, t_k + alpha * gap).model_input)
+        keyed["views_k"].append(_model_input(render_views(obj, ring, t_k), canonical, known=True))
+        keyed["views_next"].append(_model_input(render_views(obj, ring, t_k + gap), canonical, known=False))
+        keyed["views_mid"].append(_model_input(render_views(obj, ring, t_k + alpha * gap), canonical, known=True))
         keyed["interp_alpha"].append(torch.tensor(alpha))
         targets.append(render_views(obj, novel, t_k + alpha * gap))
     targets_batch = stack_views(targets)
     assert not set(keyed) & set(targets_batch), "batch keys must not collide"
     return {**{k: torch.stack(v) for k, v in keyed.items()}, **targets_batch}
+
+
+def _model_input(views, canonical: bool, known: bool) -> torch.Tensor:
+    if not canonical:
+        return views.model_input
+    maps = views.canonical.permute(0, 3, 1, 2)
+    return torch.cat([views.model_input, maps if known else torch.zeros_like(maps)], dim=1)
 
 
 def optimizer_for(model: torch.nn.Module, lr: float = 2e-4) -> torch.optim.Optimizer:
@@ -93,7 +102,8 @@ def main(args: argparse.Namespace) -> int:
     for step in range(start, args.steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.lr, args.warmup, args.steps)
-        batch = {k: v.to(env.device) for k, v in make_batch(step, env.rank, args.batch, lrm.config.image_size).items()}
+        batch = make_batch(step, env.rank, args.batch, lrm.config.image_size, lrm.config.canonical)
+        batch = {k: v.to(env.device) for k, v in batch.items()}
         with env.autocast():
             losses = lim_step(wrapped, lrm, batch, args.rays, causal=not args.no_causal)
             total = weighted_total(losses)
