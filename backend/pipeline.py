@@ -5,6 +5,7 @@ Meshing, tracking and streaming build on this (later milestones).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +54,7 @@ def reconstruct_frames(lrm: LRM, lim: LIM, frames: np.ndarray, cameras: list[Cam
     inputs = {k: model_views(frames[:, k], cameras, size) for k in keys}
     outputs = {k: lrm(inputs[k][None]) for k in keys}
     planes: list[torch.Tensor | None] = [None] * frames.shape[1]
-    for k, nxt in zip(keys[:-1], keys[1:], strict=True):
+    for k, nxt in itertools.pairwise(keys):
         planes[k] = outputs[k].planes
         between = list(range(k + 1, nxt))
         if not between:
