@@ -62,3 +62,22 @@ def test_loss_log_drops_rows_after_the_resumed_step(tmp_path: Path) -> None:
     log.append(4, {"total": 0.2})
     with (tmp_path / "loss.csv").open() as handle:
         assert [int(r["step"]) for r in csv.DictReader(handle)] == [1, 2, 3, 4]
+
+
+def test_torchrun_ddp_on_two_cpu_ranks(tmp_path: Path) -> None:
+    """The multi-process path: torchrun, Gloo, two ranks, for LRM and then LIM on that LRM."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    common = ["--batch", "1", "--rays", "32", "--steps", "2", "--log-every", "1", "--save-every", "2", "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    for args in (["lrm", "--out", str(tmp_path / "lrm")],
+                 ["lim", "--lrm", str(tmp_path / "lrm" / "model"), "--out", str(tmp_path / "lim")]):
+        done = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "backend", "train", *args, *common],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
+        assert json.loads((Path(args[-1]) / "state.json").read_text())["step"] == 2

@@ -56,6 +56,22 @@ class Distributed:
             dist.destroy_process_group()
 
 
+class Objective(nn.Module):
+    """A whole training step's forward (model calls, rendering, losses) as one module call.
+
+    DDP needs every use of the parameters inside the wrapped module's forward: the decoder used by
+    the renderer, and LIM called for several hops, would otherwise be outside it.
+    """
+
+    def __init__(self, model: nn.Module, step: Any) -> None:
+        super().__init__()
+        self.model = model
+        self.step = step
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.step(self.model, batch)
+
+
 def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup

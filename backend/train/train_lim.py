@@ -22,7 +22,7 @@ from backend.models.checkpoints import load_checkpoint
 from backend.models.lim import LIM
 from backend.train.data import random_cameras, render_views, stack_views, training_seed
 from backend.train.losses import causal_consistency, rendering_losses, weighted_total
-from backend.train.run import Distributed, LossLog, learning_rate, load_state, save_state
+from backend.train.run import Distributed, LossLog, Objective, learning_rate, load_state, save_state
 from backend.world import make_object
 
 INPUT_VIEWS, TARGET_VIEWS = 4, 2
@@ -94,7 +94,8 @@ def main(args: argparse.Namespace) -> int:
     else:
         lim = LIM.from_lrm(lrm).to(env.device).train()
         optimizer, start = optimizer_for(lim), 0
-    wrapped = env.wrap(lim)
+    causal = not args.no_causal
+    objective = env.wrap(Objective(lim, lambda m, b: lim_step(m, lrm, b, args.rays, causal)))
     log = LossLog(out)
     log.truncate_after(start)
     saved_args = {k: v for k, v in vars(args).items() if k != "handler"}
@@ -105,7 +106,7 @@ def main(args: argparse.Namespace) -> int:
         batch = make_batch(step, env.rank, args.batch, lrm.config.image_size, lrm.config.canonical)
         batch = {k: v.to(env.device) for k, v in batch.items()}
         with env.autocast():
-            losses = lim_step(wrapped, lrm, batch, args.rays, causal=not args.no_causal)
+            losses = objective(batch)
             total = weighted_total(losses)
         optimizer.zero_grad(set_to_none=True)
         total.backward()

@@ -18,7 +18,7 @@ from backend.models.config import preset
 from backend.models.lrm import LRM
 from backend.train.data import random_cameras, render_views, stack_views, training_seed
 from backend.train.losses import rendering_losses, weighted_total
-from backend.train.run import Distributed, LossLog, learning_rate, load_state, save_state
+from backend.train.run import Distributed, LossLog, Objective, learning_rate, load_state, save_state
 from backend.world import make_object
 
 INPUT_VIEWS, TARGET_VIEWS = 4, 3
@@ -44,10 +44,9 @@ def optimizer_for(model: torch.nn.Module, lr: float = 4e-4) -> torch.optim.Optim
     return torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
 
 
-def lrm_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], rays: int) -> dict[str, torch.Tensor]:
-    core = model.module if hasattr(model, "module") else model
+def lrm_step(model: LRM, batch: dict[str, torch.Tensor], rays: int) -> dict[str, torch.Tensor]:
     out = model(batch["views"])
-    return rendering_losses(lambda pts: core.decoder(out.planes, pts), batch, core.config, rays)
+    return rendering_losses(lambda pts: model.decoder(out.planes, pts), batch, model.config, rays)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -64,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
         torch.manual_seed(0)
         model = LRM(config).to(env.device)
         optimizer, start = optimizer_for(model), 0
-    wrapped = env.wrap(model)
+    objective = env.wrap(Objective(model, lambda m, b: lrm_step(m, b, args.rays)))
     log = LossLog(out)
     log.truncate_after(start)
     saved_args = {k: v for k, v in vars(args).items() if k != "handler"}
@@ -74,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
             group["lr"] = learning_rate(step, args.lr, args.warmup, args.steps)
         batch = {k: v.to(env.device) for k, v in make_batch(step, env.rank, args.batch, config.image_size, config.canonical).items()}
         with env.autocast():
-            losses = lrm_step(wrapped, batch, args.rays)
+            losses = objective(batch)
             total = weighted_total(losses)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
