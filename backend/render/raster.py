@@ -50,13 +50,19 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera) -> Fr
     vertices: (N, 3) float world positions; faces: (M, 3) int64 vertex indices.
     Triangles with a vertex behind the near plane are skipped (the world keeps them in front).
     """
-    device = vertices.device
-    height, width = camera.height, camera.width
-    K, w2c = camera_tensors(camera, device)
+    K, w2c = camera_tensors(camera, vertices.device)
     cam = vertices.float() @ w2c[:3, :3].T + w2c[:3, 3]
     z = cam[:, 2]
     uv = cam[:, :2] / z.clamp_min(NEAR)[:, None] * K[[0, 1], [0, 1]] + K[:2, 2]
+    return rasterize_screen(uv, z, faces, camera.width, camera.height)
 
+
+def rasterize_screen(uv: torch.Tensor, z: torch.Tensor, faces: torch.Tensor, width: int, height: int) -> Fragments:
+    """Rasterise triangles given in pixel coordinates (N, 2) with positive depths (N,).
+
+    With constant depth this is plain 2D rasterisation (e.g. of a UV atlas for texture baking).
+    """
+    device = uv.device
     tri_uv = uv[faces]  # (M, 3, 2)
     tri_z = z[faces]  # (M, 3)
     lo = tri_uv.amin(dim=1)

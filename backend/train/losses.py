@@ -11,7 +11,9 @@ from backend.models.config import ModelConfig
 from backend.models.triplane import FieldSample
 from backend.render.volume import render_rays
 
-WEIGHTS = {"rgb": 1.0, "mask": 0.5, "depth": 0.5, "canonical": 1.0}
+# Triplane-space losses (L_T, L_causal) come out ~50x smaller than the image losses at the start of
+# LIM training; weighted up so that the paper's main objective is not drowned by rendering terms.
+WEIGHTS = {"rgb": 1.0, "mask": 0.5, "depth": 0.5, "canonical": 1.0, "triplane": 10.0, "causal": 10.0}
 
 
 def sample_pixels(alpha: torch.Tensor, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
