@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from backend.io.cameras import Camera
 from backend.models.lim import LIM
-from backend.models.lrm import LRM
+from backend.models.lrm import LRM, camera_projections
 
 
 @dataclass
@@ -52,7 +52,8 @@ def reconstruct_frames(lrm: LRM, lim: LIM, frames: np.ndarray, cameras: list[Cam
     size = lrm.config.image_size
     keys = keyframe_indices(frames.shape[1], stride)
     inputs = {k: model_views(frames[:, k], cameras, size) for k in keys}
-    outputs = {k: lrm(inputs[k][None]) for k in keys}
+    projections = camera_projections(cameras, size)[None]
+    outputs = {k: lrm(inputs[k][None], projections) for k in keys}
     planes: list[torch.Tensor | None] = [None] * frames.shape[1]
     for k, nxt in itertools.pairwise(keys):
         planes[k] = outputs[k].planes

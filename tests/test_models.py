@@ -4,13 +4,15 @@ import pickle
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from backend.io.cameras import ring_cameras
 from backend.models.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from backend.models.config import preset
 from backend.models.lim import LIM
-from backend.models.lrm import LRM
+from backend.models.lrm import LRM, camera_projections
 from backend.train.losses import causal_consistency, rendering_losses, weighted_total
 from backend.train.train_lrm import make_batch
 
@@ -23,10 +25,15 @@ def _views(batch: int = 2, views: int = 3) -> torch.Tensor:
     return torch.rand(batch, views, SMALL.input_channels, SMALL.image_size, SMALL.image_size)
 
 
+def _projections(batch: int = 2, views: int = 3) -> torch.Tensor:
+    cameras = ring_cameras(views, np.random.default_rng(views), size=SMALL.image_size)
+    return camera_projections(cameras)[None].expand(batch, -1, -1, -1)
+
+
 def test_lrm_and_lim_shapes_and_gradients() -> None:
     torch.manual_seed(0)
     lrm = LRM(SMALL)
-    out = lrm(_views())
+    out = lrm(_views(), _projections())
     n, r = SMALL.triplane_tokens, SMALL.plane_resolution
     assert out.planes.shape == (2, 3, SMALL.plane_channels, r, r)
     assert len(out.features) == SMALL.feature_blocks and out.features[0].shape == (2, 3 * n * n, SMALL.dim)
@@ -56,9 +63,9 @@ def test_checkpoint_round_trip_is_exact(tmp_path: Path) -> None:
     loaded = load_checkpoint(tmp_path / "lrm", "lrm")
     for name, tensor in lrm.state_dict().items():
         assert torch.equal(tensor, loaded.state_dict()[name]), name
-    views = _views()
+    views, projections = _views(), _projections()
     with torch.no_grad():
-        torch.testing.assert_close(lrm.eval()(views).planes, loaded(views).planes, rtol=0, atol=0)
+        torch.testing.assert_close(lrm.eval()(views, projections).planes, loaded(views, projections).planes, rtol=0, atol=0)
     # fp16 for shipping: loads back as float32 within fp16 precision
     save_checkpoint(lrm, tmp_path / "half", "lrm", dtype=torch.float16)
     half = load_checkpoint(tmp_path / "half", "lrm")
@@ -94,7 +101,7 @@ def test_one_training_step_lowers_the_loss_on_a_fixed_batch() -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def loss() -> torch.Tensor:
-        out = model(batch["views"])
+        out = model(batch["views"], batch["projections"])
         g = torch.Generator().manual_seed(1)  # the same rays every time
         torch.manual_seed(2)  # the same stratified jitter every time
         return weighted_total(rendering_losses(lambda p: model.decoder(out.planes, p), batch, SMALL, 256, g))

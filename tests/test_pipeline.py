@@ -9,7 +9,7 @@ import torch
 from backend.io.cameras import ring_cameras
 from backend.models.config import preset
 from backend.models.lim import LIM
-from backend.models.lrm import LRM
+from backend.models.lrm import LRM, camera_projections
 from backend.pipeline import keyframe_indices, model_views, reconstruct_frames
 
 
@@ -29,6 +29,6 @@ def test_every_frame_gets_planes_and_keyframes_are_the_lrms() -> None:
     assert result.keyframes == [0, 3, 6]
     assert all(p is not None and p.shape == (1, 3, 32, 32, 32) for p in result.planes)
     with torch.no_grad():
-        direct = lrm(model_views(frames[:, 3], cameras, 32)[None]).planes
+        direct = lrm(model_views(frames[:, 3], cameras, 32)[None], camera_projections(cameras, 32)[None]).planes
     torch.testing.assert_close(result.planes[3], direct)
     assert not torch.allclose(result.planes[1], result.planes[2])

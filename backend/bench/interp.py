@@ -25,6 +25,7 @@ from backend.bench.flow import interpolate_frame
 from backend.bench.results import append_row, device_description, today
 from backend.io.cameras import Camera
 from backend.models.checkpoints import load_checkpoint
+from backend.models.lrm import camera_projections
 from backend.render.volume import render_views as render_field
 from backend.train.data import random_cameras, render_views
 from backend.world import make_object
@@ -43,6 +44,7 @@ def psnr(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = No
 class Keyframe:
     model_input: torch.Tensor  # (V, 9, H, W) RGB over white + Plücker
     rgb: torch.Tensor  # (V, H, W, 3)
+    projections: torch.Tensor  # (V, 3, 4)
 
 
 @dataclass
@@ -77,7 +79,7 @@ def procedural_case(seed: int, size: int) -> Case:
 
     def keyframe(t: float) -> Keyframe:
         views = render_views(obj, ring, t)
-        return Keyframe(views.model_input, views.rgb)
+        return Keyframe(views.model_input, views.rgb, views.projections)
 
     targets = []
     for alpha in ALPHAS:
@@ -97,9 +99,10 @@ def gltf_cases(asset: Path, size: int, inputs: int = 4, novel: int = 2, frames: 
         masks = [np.load(Path(tmp) / "gt" / f"view_{v:02d}.npz")["alpha"] > 0.5 for v in range(inputs + novel)]
     rgb = torch.as_tensor(clip.frames).float() / 255  # (V, F, H, W, 3)
     plucker = torch.as_tensor(np.stack([c.plucker() for c in clip.cameras[:inputs]]))
+    projections = camera_projections(clip.cameras[:inputs])
 
     def keyframe(f: int) -> Keyframe:
-        return Keyframe(torch.cat([rgb[:inputs, f].permute(0, 3, 1, 2), plucker], dim=1), rgb[:inputs, f])
+        return Keyframe(torch.cat([rgb[:inputs, f].permute(0, 3, 1, 2), plucker], dim=1), rgb[:inputs, f], projections)
 
     cases = []
     for k in range(0, frames - GAP_FRAMES, 2 * GAP_FRAMES + 1):
@@ -114,14 +117,15 @@ def gltf_cases(asset: Path, size: int, inputs: int = 4, novel: int = 2, frames: 
 @torch.no_grad()
 def evaluate_case(case: Case, lrm, lims: dict[str, torch.nn.Module]) -> dict[str, list[dict[str, float]]]:
     config = lrm.config
-    out_k, out_1 = lrm(case.first.model_input[None]), lrm(case.second.model_input[None])
+    projections = case.first.projections[None]
+    out_k, out_1 = lrm(case.first.model_input[None], projections), lrm(case.second.model_input[None], projections)
     scores: dict[str, list[dict[str, float]]] = {}
     for target in case.targets:
         alpha = target.alpha
         planes = {
-            "oracle": lrm(target.inputs.model_input[None]).planes,
+            "oracle": lrm(target.inputs.model_input[None], projections).planes,
             "linear": (1 - alpha) * out_k.planes + alpha * out_1.planes,
-            "image_flow": lrm(_flow_views(case.first, case.second, alpha)[None]).planes,
+            "image_flow": lrm(_flow_views(case.first, case.second, alpha)[None], projections).planes,
         }
         for name, lim in lims.items():
             hop = lim(out_k.tokens, out_k.features, case.second.model_input[None], torch.tensor([alpha]))

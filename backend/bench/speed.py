@@ -8,12 +8,14 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from backend.bench.results import append_row, device_description, today
+from backend.io.cameras import ring_cameras
 from backend.models.config import preset
 from backend.models.lim import LIM
-from backend.models.lrm import LRM
+from backend.models.lrm import LRM, camera_projections
 
 VIEWS, LIM_BATCH = 4, 8
 TARGETS = {"tiny": (0.5, 0.2)}  # seconds: LRM per keyframe, LIM per interpolated frame, on the 2-core CPU
@@ -40,12 +42,13 @@ def measure(config_name: str, device: torch.device, repeats: int = 10) -> dict:
     lim = LIM.from_lrm(lrm).to(device).eval()
     size = config.image_size
     views = torch.rand(1, VIEWS, config.input_channels, size, size, device=device)
+    projections = camera_projections(ring_cameras(VIEWS, np.random.default_rng(0), size=size))[None].to(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     with autocast:
-        lrm_s = _time(lambda: lrm(views), repeats, device)
-        out = lrm(views)
+        lrm_s = _time(lambda: lrm(views, projections), repeats, device)
+        out = lrm(views, projections)
         tokens = out.tokens.expand(LIM_BATCH, -1, -1)
         features = [f.expand(LIM_BATCH, -1, -1) for f in out.features]
         batch_views = views.expand(LIM_BATCH, -1, -1, -1, -1)

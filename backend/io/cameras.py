@@ -72,6 +72,10 @@ class Camera:
         uv = cam[..., :2] / z[..., None] * self.K[[0, 1], [0, 1]] + self.K[:2, 2]
         return uv, z
 
+    def projection(self) -> np.ndarray:
+        """3x4 matrix K [R | t] taking homogeneous world points to homogeneous pixels."""
+        return self.K @ self.world_to_camera[:3]
+
     def pixel_rays(self) -> tuple[np.ndarray, np.ndarray]:
         """Ray origin (3,) and unit world directions (H, W, 3) through every pixel centre."""
         u = np.arange(self.width) + 0.5

@@ -17,7 +17,7 @@ import torch
 
 from backend.io.cameras import Camera
 from backend.models.lim import LIM
-from backend.models.lrm import LRM
+from backend.models.lrm import LRM, camera_projections
 from backend.render.volume import render_views
 
 SURFACE_ALPHA = 0.5
@@ -62,13 +62,15 @@ class CanonicalChain:
     @torch.no_grad()
     def start(self, views: torch.Tensor, cameras: list[Camera]) -> torch.Tensor:
         """Canonical maps at the first keyframe: the identity, i.e. the surface's own XYZ."""
-        return xyz_maps(self.lrm, self.lrm(views[None]).planes, cameras)
+        projections = camera_projections(cameras, self.lrm.config.image_size)[None]
+        return xyz_maps(self.lrm, self.lrm(views[None], projections).planes, cameras)
 
     @torch.no_grad()
     def segment(self, maps: torch.Tensor, views_k: torch.Tensor, views_next: torch.Tensor, alphas: list[float],
                 cameras: list[Camera]) -> Segment:
         """views_*: (V, 9, H, W) RGB ⊕ Plücker of keyframes k and k+1; maps: canonical maps at k."""
-        out = self.lrm_c(torch.cat([views_k, maps], dim=1)[None])
+        projections = camera_projections(cameras, self.lrm_c.config.image_size)[None]
+        out = self.lrm_c(torch.cat([views_k, maps], dim=1)[None], projections)
         following = torch.cat([views_next, torch.zeros_like(maps)], dim=1)[None]
         requested = list(alphas) + ([1.0] if 1.0 not in alphas else [])
         planes = {}

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
+from backend.io.cameras import Camera
 from backend.models.blocks import LRMBlock, patchify
 from backend.models.config import ModelConfig
+from backend.models.lift import ViewLift
 from backend.models.triplane import TriplaneDecoder
 
 
@@ -32,6 +35,12 @@ class ImageTokenizer(nn.Module):
         return self.norm(self.linear(patchify(views, self.patch)))
 
 
+def camera_projections(cameras: list[Camera], size: int | None = None) -> torch.Tensor:
+    """(V, 3, 4) float32 projections to the pixels of each camera (resized to size² when given)."""
+    resized = [c.resized(size, size) if size else c for c in cameras]
+    return torch.as_tensor(np.stack([c.projection() for c in resized]), dtype=torch.float32)
+
+
 class LRM(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -39,6 +48,7 @@ class LRM(nn.Module):
         n = config.triplane_tokens
         self.tokenizer = ImageTokenizer(config)
         self.triplane_tokens = nn.Parameter(torch.randn(3 * n * n, config.dim) * 0.02)
+        self.lift = ViewLift(config)
         self.blocks = nn.ModuleList(LRMBlock(config.dim, config.heads, config.mlp_ratio) for _ in range(config.lrm_blocks))
         self.norm_out = nn.LayerNorm(config.dim)
         scale = config.plane_resolution // n
@@ -60,10 +70,10 @@ class LRM(nn.Module):
         planes = self.upsample(grid)
         return planes.view(b, 3, *planes.shape[1:])
 
-    def forward(self, views: torch.Tensor) -> LRMOutput:
-        """views: (B, V, C_in, H, W), any number V of posed views."""
+    def forward(self, views: torch.Tensor, projections: torch.Tensor) -> LRMOutput:
+        """views: (B, V, C_in, H, W), any number V of posed views; projections: (B, V, 3, 4) to their pixels."""
         images = self.tokenizer(views)
-        x = self.triplane_tokens.expand(views.shape[0], -1, -1)
+        x = self.triplane_tokens + self.lift(views[:, :, :3], projections)
         features = []
         first_feature = len(self.blocks) - self.config.feature_blocks
         for index, block in enumerate(self.blocks):

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from backend.io.cameras import Camera, ring_cameras
+from backend.models.lrm import camera_projections
 from backend.world.clip import render_world_clip
 from backend.world.objects import WorldObject
 from backend.world.render import render_clip
@@ -33,6 +34,7 @@ class Views:
     depth: torch.Tensor  # (V, H, W) camera z, 0 where empty
     canonical: torch.Tensor  # (V, H, W, 3)
     cameras: list[Camera]
+    projections: torch.Tensor  # (V, 3, 4) to pixels
 
 
 def render_views(obj: WorldObject, cameras: list[Camera], t: float) -> Views:
@@ -46,6 +48,7 @@ def render_views(obj: WorldObject, cameras: list[Camera], t: float) -> Views:
         depth=torch.as_tensor(render.depth[:, 0]),
         canonical=torch.as_tensor(render.canonical[:, 0]),
         cameras=cameras,
+        projections=camera_projections(cameras),
     )
 
 

@@ -34,7 +34,8 @@ def make_batch(step: int, rank: int, batch: int, size: int, canonical: bool = Fa
     """With ``canonical`` (training LIM‾ on LRM‾): keyframe k and the pseudo-truth views carry their
     ground-truth canonical maps; keyframe k+1 carries zeros, as it will at inference."""
     rng = np.random.default_rng([step, rank, 11])
-    keyed: dict[str, list[torch.Tensor]] = {"views_k": [], "views_next": [], "views_mid": [], "interp_alpha": []}
+    keyed: dict[str, list[torch.Tensor]] = {"views_k": [], "views_next": [], "views_mid": [], "interp_alpha": [],
+                                            "projections": []}
     targets = []
     for _ in range(batch):
         obj = make_object(training_seed(rng))
@@ -42,7 +43,9 @@ def make_batch(step: int, rank: int, batch: int, size: int, canonical: bool = Fa
         t_k = float(rng.uniform(0, 1 - gap))
         alpha = float(rng.uniform(0.05, 1.0))
         ring, novel = random_cameras(rng, INPUT_VIEWS, TARGET_VIEWS, size)
-        keyed["views_k"].append(_model_input(render_views(obj, ring, t_k), canonical, known=True))
+        first = render_views(obj, ring, t_k)
+        keyed["projections"].append(first.projections)
+        keyed["views_k"].append(_model_input(first, canonical, known=True))
         keyed["views_next"].append(_model_input(render_views(obj, ring, t_k + gap), canonical, known=False))
         keyed["views_mid"].append(_model_input(render_views(obj, ring, t_k + alpha * gap), canonical, known=True))
         keyed["interp_alpha"].append(torch.tensor(alpha))
@@ -66,8 +69,8 @@ def optimizer_for(model: torch.nn.Module, lr: float = 2e-4) -> torch.optim.Optim
 def lim_step(lim: torch.nn.Module, lrm: torch.nn.Module, batch: dict[str, torch.Tensor], rays: int,
              causal: bool) -> dict[str, torch.Tensor]:
     with torch.no_grad():
-        start = lrm(batch["views_k"])
-        pseudo_truth = lrm(batch["views_mid"]).planes
+        start = lrm(batch["views_k"], batch["projections"])
+        pseudo_truth = lrm(batch["views_mid"], batch["projections"]).planes
     hop = lim(start.tokens, start.features, batch["views_next"], batch["interp_alpha"])
     planes = lrm.tokens_to_planes(hop.tokens)
     losses = {"triplane": F.mse_loss(planes, pseudo_truth)}

@@ -37,7 +37,8 @@ def make_batch(step: int, rank: int, batch: int, size: int, canonical: bool) -> 
         inputs.append(seen)
         targets.append(render_views(obj, novel, t))
     batch_in = torch.stack([v.model_input for v in inputs])
-    return {"views": batch_in, **stack_views(targets)}
+    projections = torch.stack([v.projections for v in inputs])
+    return {"views": batch_in, "projections": projections, **stack_views(targets)}
 
 
 def optimizer_for(model: torch.nn.Module, lr: float = 4e-4) -> torch.optim.Optimizer:
@@ -45,7 +46,7 @@ def optimizer_for(model: torch.nn.Module, lr: float = 4e-4) -> torch.optim.Optim
 
 
 def lrm_step(model: LRM, batch: dict[str, torch.Tensor], rays: int) -> dict[str, torch.Tensor]:
-    out = model(batch["views"])
+    out = model(batch["views"], batch["projections"])
     return rendering_losses(lambda pts: model.decoder(out.planes, pts), batch, model.config, rays)
 
 
