@@ -73,8 +73,8 @@ def write_morph_glb(path: str | Path, frames: np.ndarray, faces: np.ndarray, fps
     weights = np.eye(count, dtype=np.float32).reshape(-1)
     sampler = gl.AnimationSampler(input=buffer.accessor(times, gl.SCALAR, bounds=True),
                                   output=buffer.accessor(weights, gl.SCALAR), interpolation=gl.ANIM_LINEAR)
-    gltf.animations.append(gl.Animation(name=f"{name}_motion", samplers=[sampler],
-                                        channels=[gl.AnimationChannel(sampler=0, target=gl.AnimationChannelTarget(node=0, path="weights"))]))
+    channel = gl.AnimationChannel(sampler=0, target=gl.AnimationChannelTarget(node=0, path="weights"))
+    gltf.animations.append(gl.Animation(name=f"{name}_motion", samplers=[sampler], channels=[channel]))
     gltf.buffers.append(gl.Buffer(byteLength=len(buffer.data)))
     gltf.set_binary_blob(bytes(buffer.data))
     gltf.save_binary(str(path))
