@@ -77,6 +77,15 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reconstruct(args: argparse.Namespace) -> int:
+    from backend.reconstruct import Settings, run
+
+    settings = Settings(stride=args.stride, target_faces=args.faces, texture_size=args.texture)
+    videos = [Path(v) for v in args.views] if args.views else None
+    return run(Path(args.clip) if args.clip else None, Path(args.out), Path(args.checkpoints), settings,
+               videos, Path(args.cameras) if args.cameras else None)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from backend.demo import run
 
@@ -137,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--fp32", action="store_true")
     export.add_argument("--note", default=None, help="how it was trained, stored in config.json")
     export.set_defaults(handler=_export)
+
+    rec = commands.add_parser("reconstruct", help="multi-view clip -> tracked, textured mesh sequence (job folder)")
+    rec.add_argument("clip", nargs="?", default=None, help="a clip folder (as `world` writes)")
+    rec.add_argument("--views", nargs="*", default=None, help="or: one video per camera ...")
+    rec.add_argument("--cameras", default=None, help="... with their cameras.json (clip-folder format)")
+    rec.add_argument("--out", required=True)
+    rec.add_argument("--checkpoints", default="backend/checkpoints")
+    rec.add_argument("--stride", type=int, default=4, help="keyframe every N frames")
+    rec.add_argument("--faces", type=int, default=8000, help="target face count")
+    rec.add_argument("--texture", type=int, default=512, help="texture size in pixels")
+    rec.set_defaults(handler=_reconstruct)
 
     demo = commands.add_parser("demo", help="the furthest end-to-end path that exists today")
     demo.add_argument("--out", default="out/demo")
