@@ -6,8 +6,9 @@
          -> job folder
 
 Job folder: mesh.npz (vertices, faces, uvs), texture.png, frames/frame_NNNN.npy (float32 N x 3,
-one per frame, written as soon as it is tracked), manifest.json (fps, times, units, world
-transform, stage timings, quality report), preview.png, animation.glb.
+one per frame, written as soon as it is final), manifest.json (fps, times, units, world
+transform, stage timings, quality report), preview.png, animation.glb, gaussians/frame_NNNN.ply
+(4D Gaussians on the tracked surface) and preview.mp4 (their turntable).
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from backend.io.cameras import Camera
 from backend.io.clip_folder import ClipFolder, read_clip_folder
+from backend.io.video import write_mp4
 from backend.mesh.extract import decimate, density_grid, extract_mesh
+from backend.mesh.gaussians import SurfaceGaussians, write_ply
 from backend.mesh.gltf import write_morph_glb
 from backend.mesh.texture import bake
 from backend.mesh.track import mesh_quality, smooth_in_time, track_vertices
@@ -33,6 +37,7 @@ from backend.mesh.uv import unwrap
 from backend.models.canonical import CanonicalChain
 from backend.models.checkpoints import load_checkpoint
 from backend.pipeline import keyframe_indices, model_views, reconstruct_frames
+from backend.render.splat import render_gaussians
 from backend.render.volume import render_views
 
 SURFACE_LEVEL = 5.0  # density of the extracted isosurface (opacity ~1 - exp(-5 * voxel))
@@ -44,7 +49,10 @@ class Settings:
     stride: int = 4
     target_faces: int = 8000
     texture_size: int = 512
-    grid: int = GRID
+    grid: int = GRID  # density grid of the frame-0 mesh
+    track_grid: int = 64  # per-frame grid for surface samples (tracking needs samples, not a fine mesh)
+    gaussians: int = 20000
+    preview_size: int = 128
 
 
 @dataclass
@@ -146,13 +154,17 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
         frames = list(range(k + 1, nxt + 1))
         segment = chain.segment(maps, views[k], views[nxt], [(f - k) / (nxt - k) for f in frames], cameras)
         for f, canonical_planes in zip(frames, segment.planes, strict=True):
-            samples = surface_samples(lrm, geometry.planes[f], settings.grid)
+            samples = surface_samples(lrm, geometry.planes[f], settings.track_grid)
             raw[f] = track_vertices(vertices0, samples, canonical_at(models.lrm_c, canonical_planes, samples))
             if f >= 2:
                 emit(f - 1)
         maps = segment.next_maps
     emit(frame_count - 1)
     progress.stage("tracking", started)
+
+    started = time.perf_counter()
+    write_gaussians(out, tracked, faces, atlas.uvs, texture, clip.fps, settings)
+    progress.stage("gaussians", started)
 
     started = time.perf_counter()
     quality = mesh_quality(tracked, faces)
@@ -169,6 +181,26 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     progress.stage("outputs", started)
     return manifest
+
+
+def write_gaussians(out: Path, tracked: np.ndarray, faces: np.ndarray, uvs: np.ndarray, texture: np.ndarray,
+                    fps: float, settings: Settings) -> None:
+    """gaussians/frame_NNNN.ply (one consistent set following the surface) and a turntable preview.mp4."""
+    gaussians = SurfaceGaussians.sample(tracked[0], faces, uvs, texture, settings.gaussians)
+    (out / "gaussians").mkdir(exist_ok=True)
+    centre = tracked.reshape(-1, 3).mean(axis=0)
+    radius = 2.6 * max(np.abs(tracked - centre).max() / 0.8, 1e-3)
+    frames = []
+    for f, vertices in enumerate(tracked):
+        centres, scales = gaussians.at(vertices, faces)
+        write_ply(out / "gaussians" / f"frame_{f:04d}.ply", centres, scales, gaussians.colour)
+        azimuth = 2 * np.pi * f / len(tracked)
+        eye = centre + radius * np.array([np.cos(azimuth) * 0.94, np.sin(azimuth) * 0.94, 0.34])
+        camera = Camera.look_at(eye, centre, width=settings.preview_size, height=settings.preview_size)
+        image = render_gaussians(torch.as_tensor(centres), torch.as_tensor(scales), torch.as_tensor(gaussians.colour),
+                                 torch.full((len(centres),), 0.95), camera)
+        frames.append((image.numpy() * 255).round().astype(np.uint8))
+    write_mp4(out / "preview.mp4", np.stack(frames), fps)
 
 
 def _preview(lrm, planes: list[torch.Tensor], clip: ClipFolder, path: Path) -> None:
@@ -203,6 +235,7 @@ def clip_from_videos(videos: list[Path], cameras_json: Path) -> ClipFolder:
 
 def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings,
         videos: list[Path] | None = None, cameras_json: Path | None = None) -> int:
+    models = Models.load(checkpoints)  # first: a missing model is the clearer error
     if videos:
         if cameras_json is None:
             raise ValueError("--views needs --cameras (a cameras.json in the clip-folder format)")
@@ -211,7 +244,6 @@ def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings,
         clip = read_clip_folder(folder)
     else:
         raise ValueError("give a clip folder, or --views CLIP... with --cameras cameras.json")
-    models = Models.load(checkpoints)
     bar = tqdm(total=clip.frames.shape[1], desc="frames", unit="frame")
     stages = []
 
