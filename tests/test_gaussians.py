@@ -45,3 +45,18 @@ def test_splatted_silhouette_matches_the_mesh() -> None:
     iou = (covered & truth).sum() / (covered | truth).sum()
     assert iou > 0.85, iou
     assert image.min() >= 0 and image.max() <= 1.0 + 1e-5
+
+
+def test_textured_mesh_render_reads_the_texture_where_the_mesh_is() -> None:
+    from backend.render.textured import render_textured
+
+    obj = make_object(1)
+    camera = ring_cameras(1, np.random.default_rng(2), size=48)[0]
+    vertices = obj.vertices_at(0.2)
+    uvs = np.full((len(vertices), 2), 0.25)  # every vertex samples the bottom-left quarter
+    texture = np.zeros((8, 8, 3), np.uint8)
+    texture[4:, :4] = [255, 0, 0]  # bottom-left quarter (rows count from the top)
+    image = render_textured(vertices, obj.faces, uvs, texture, camera)
+    mask = rasterize(torch.as_tensor(vertices), torch.as_tensor(obj.faces), camera).mask.numpy()
+    np.testing.assert_allclose(image[mask], np.array([1.0, 0, 0])[None].repeat(mask.sum(), 0), atol=1e-5)
+    assert np.allclose(image[~mask], 1.0)
