@@ -63,6 +63,8 @@ def _train(args: argparse.Namespace) -> int:
         from backend.train.train_lrm import main as train
     else:
         from backend.train.train_lim import main as train
+    if args.lr is None:
+        args.lr = 2e-4 if args.target == "lim" else 4e-4
     return train(args)
 
 
@@ -135,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=20000)
     train.add_argument("--batch", type=int, default=4, help="scenes per step and process")
     train.add_argument("--rays", type=int, default=512, help="rays per target view per step")
-    train.add_argument("--lr", type=float, default=4e-4)
+    train.add_argument("--lr", type=float, default=None, help="peak learning rate (default: LRM 4e-4, LIM 2e-4)")
     train.add_argument("--warmup", type=int, default=200)
     train.add_argument("--log-every", type=int, default=20)
     train.add_argument("--save-every", type=int, default=200)

@@ -60,7 +60,9 @@ def reconstruct_frames(lrm: LRM, lim: LIM, frames: np.ndarray, cameras: list[Cam
         between = list(range(k + 1, nxt))
         if not between:
             continue
-        alphas = torch.tensor([(f - k) / (nxt - k) for f in between])
+        span = times[nxt] - times[k]
+        alphas = torch.tensor([(times[f] - times[k]) / span if span > 0 else (f - k) / (nxt - k) for f in between],
+                              dtype=torch.float32)
         n = len(between)
         start = outputs[k]
         hop = lim(start.tokens.expand(n, -1, -1), [f.expand(n, -1, -1) for f in start.features],

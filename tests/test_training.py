@@ -30,6 +30,16 @@ def test_lrm_training_resumes_where_it_stopped(tmp_path: Path) -> None:
         steps = [int(row["step"]) for row in csv.DictReader(handle)]
     assert steps == [1, 2, 3], "resumed runs continue the curve without repeats"
     assert (out / "loss.png").is_file() and (out / "model" / "model.safetensors").is_file()
+    # a resume must not change what the run trains
+    changed = run_backend("train", "lrm", "--steps", "4", "--resume", "--config", "base", *common)
+    assert changed.returncode == 2 and "other settings" in changed.stderr and "config" in changed.stderr
+
+
+def test_benchmarks_refuse_training_seeds() -> None:
+    from backend.bench.interp import procedural_case
+
+    with pytest.raises(ValueError, match="training seed"):
+        procedural_case(5, 32)
 
 
 def test_training_refuses_nothing_silently(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from backend.models.lrm import camera_projections
 from backend.render.volume import render_views as render_field
 from backend.train.data import random_cameras, render_views
 from backend.world import make_object
+from backend.world.seeds import EVALUATION_SEED_START, is_evaluation_seed
 
 GAP_FRAMES, FRAME = 4, 1.0 / 31
 ALPHAS = (0.25, 0.5, 0.75)
@@ -71,6 +72,8 @@ def _flow_views(first: Keyframe, second: Keyframe, alpha: float) -> torch.Tensor
 
 
 def procedural_case(seed: int, size: int) -> Case:
+    if not is_evaluation_seed(seed):
+        raise ValueError(f"seed {seed} is a training seed; benchmarks use evaluation seeds (>= {EVALUATION_SEED_START})")
     rng = np.random.default_rng([seed, 5])
     obj = make_object(seed)
     gap = GAP_FRAMES * FRAME

@@ -102,6 +102,23 @@ def load_state(out: Path, kind: str, optimizer_for: Any, device: torch.device) -
     return model, optimizer, int(meta["step"])
 
 
+# settings that define what a run trains; a resumed run must keep them
+FIXED_ON_RESUME = ("target", "config", "lrm", "no_causal")
+
+
+def check_resume(out: Path, args: dict[str, Any]) -> None:
+    """Refuse to resume a run with settings that would change what it trains."""
+    saved = json.loads((out / "state.json").read_text()).get("args", {})
+    changed = [f"{k}: {saved[k]!r} -> {args.get(k)!r}" for k in FIXED_ON_RESUME if k in saved and saved[k] != args.get(k)]
+    if changed:
+        raise ValueError(f"{out} was trained with other settings; start a new --out or keep them ({'; '.join(changed)})")
+
+
+def seed_step(step: int, rank: int, salt: int) -> None:
+    """Seed torch's generator from (step, rank): rays, jitter and α_r replay exactly after a resume."""
+    torch.manual_seed((step * 7919 + rank) * 104729 + salt)
+
+
 class LossLog:
     """Appends one CSV row per logged step and redraws loss.png."""
 

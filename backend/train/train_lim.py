@@ -22,7 +22,16 @@ from backend.models.checkpoints import load_checkpoint
 from backend.models.lim import LIM
 from backend.train.data import random_cameras, render_views, stack_views, training_seed
 from backend.train.losses import causal_consistency, rendering_losses, weighted_total
-from backend.train.run import Distributed, LossLog, Objective, learning_rate, load_state, save_state
+from backend.train.run import (
+    Distributed,
+    LossLog,
+    Objective,
+    check_resume,
+    learning_rate,
+    load_state,
+    save_state,
+    seed_step,
+)
 from backend.world import make_object
 
 INPUT_VIEWS, TARGET_VIEWS = 4, 2
@@ -91,7 +100,9 @@ def main(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     lrm = load_checkpoint(args.lrm, "lrm", env.device)
     lrm.requires_grad_(False)
+    saved_args = {k: v for k, v in vars(args).items() if k != "handler"}
     if args.resume and (out / "state.json").exists():
+        check_resume(out, saved_args)
         lim, optimizer, start = load_state(out, "lim", optimizer_for, env.device)
         print(f"resuming {out} at step {start}")
     else:
@@ -100,10 +111,11 @@ def main(args: argparse.Namespace) -> int:
     causal = not args.no_causal
     objective = env.wrap(Objective(lim, lambda m, b: lim_step(m, lrm, b, args.rays, causal)))
     log = LossLog(out)
-    log.truncate_after(start)
-    saved_args = {k: v for k, v in vars(args).items() if k != "handler"}
+    if env.main:
+        log.truncate_after(start)
     started = time.perf_counter()
     for step in range(start, args.steps):
+        seed_step(step, env.rank, 5)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.lr, args.warmup, args.steps)
         batch = make_batch(step, env.rank, args.batch, lrm.config.image_size, lrm.config.canonical)

@@ -18,7 +18,16 @@ from backend.models.config import preset
 from backend.models.lrm import LRM
 from backend.train.data import random_cameras, render_views, stack_views, training_seed
 from backend.train.losses import rendering_losses, weighted_total
-from backend.train.run import Distributed, LossLog, Objective, learning_rate, load_state, save_state
+from backend.train.run import (
+    Distributed,
+    LossLog,
+    Objective,
+    check_resume,
+    learning_rate,
+    load_state,
+    save_state,
+    seed_step,
+)
 from backend.world import make_object
 
 INPUT_VIEWS, TARGET_VIEWS = 4, 3
@@ -57,8 +66,11 @@ def main(args: argparse.Namespace) -> int:
     config = preset(args.config)
     if args.target == "canonical":
         config = config.with_canonical()
+    saved_args = {k: v for k, v in vars(args).items() if k != "handler"}
     if args.resume and (out / "state.json").exists():
+        check_resume(out, saved_args)
         model, optimizer, start = load_state(out, "lrm", optimizer_for, env.device)
+        config = model.config
         print(f"resuming {out} at step {start}")
     else:
         torch.manual_seed(0)
@@ -66,10 +78,11 @@ def main(args: argparse.Namespace) -> int:
         optimizer, start = optimizer_for(model), 0
     objective = env.wrap(Objective(model, lambda m, b: lrm_step(m, b, args.rays)))
     log = LossLog(out)
-    log.truncate_after(start)
-    saved_args = {k: v for k, v in vars(args).items() if k != "handler"}
+    if env.main:
+        log.truncate_after(start)
     started = time.perf_counter()
     for step in range(start, args.steps):
+        seed_step(step, env.rank, 3)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.lr, args.warmup, args.steps)
         batch = {k: v.to(env.device) for k, v in make_batch(step, env.rank, args.batch, config.image_size, config.canonical).items()}
