@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
@@ -153,9 +154,13 @@ class LossLog:
             return
         fig, ax = plt.subplots(figsize=(7, 4))
         steps = [int(r["step"]) for r in rows]
-        for key in rows[0]:
-            if key not in ("step", "lr", "seconds"):
-                ax.plot(steps, [float(r[key]) for r in rows], label=key)
+        window = max(1, len(rows) // 25)  # every batch is new scenes: show the trend over the noise
+        for index, key in enumerate(k for k in rows[0] if k not in ("step", "lr", "seconds")):
+            values = np.array([float(r[key]) for r in rows])
+            trend = np.convolve(values, np.ones(window) / window, mode="valid")
+            colour = f"C{index}"
+            ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
+            ax.plot(steps[window - 1:], trend, color=colour, label=key)
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.legend()
