@@ -39,6 +39,10 @@ def _bench(args: argparse.Namespace) -> int:
 
         gltf = [Path(p) for p in args.gltf] if args.gltf else None
         run_interp(parse_seeds(args.seeds), Path(args.checkpoints), Path(args.results), json_path, args.config, gltf)
+    elif args.what == "canonical":
+        from backend.bench.canonical import run as run_canonical
+
+        run_canonical(parse_seeds(args.seeds), Path(args.checkpoints), Path(args.results), json_path, args.config)
     elif args.what == "track":
         from backend.bench.track import run as run_track
 
@@ -119,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     world.set_defaults(handler=_world)
 
     bench = commands.add_parser("bench", help="benchmarks; results go to benchmarks/RESULTS.md")
-    bench.add_argument("what", choices=["world", "interp", "speed", "track"])
+    bench.add_argument("what", choices=["world", "interp", "speed", "track", "canonical"])
     bench.add_argument("--seeds", default="1000000-1000007", help="evaluation seeds, A-B or a,b,c")
     bench.add_argument("--config", default="tiny", help="model config (speed: comma-separated list)")
     bench.add_argument("--checkpoints", default="backend/checkpoints", help="interp: folder with lrm/, lim/, lim_no_causal/")

@@ -1,0 +1,75 @@
+"""`bench canonical`: drift of the propagated canonical field over a 32-frame clip.
+
+Per evaluation seed: the chain (identity at frame 0, LRM‾ + LIM‾ segment by segment, keyframes
+every 4 frames) runs along a 4-view clip; at every frame the canonical maps rendered from the
+input cameras are compared with the world's exact canonical maps on pixels both call surface.
+Error is in % of the object's bounding-box diagonal, per frame, so drift along the chain shows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from backend.bench.results import append_row, device_description, today
+from backend.models.canonical import CanonicalChain, canonical_maps
+from backend.models.checkpoints import load_checkpoint
+from backend.pipeline import keyframe_indices
+from backend.train.data import random_cameras, render_views
+from backend.world import make_object
+from backend.world.seeds import EVALUATION_SEED_START, is_evaluation_seed
+
+FRAMES, STRIDE = 32, 4
+
+
+@torch.no_grad()
+def drift(seed: int, chain: CanonicalChain) -> np.ndarray:
+    """Canonical error (% of diagonal) at every frame of one clip."""
+    if not is_evaluation_seed(seed):
+        raise ValueError(f"seed {seed} is a training seed; benchmarks use evaluation seeds (>= {EVALUATION_SEED_START})")
+    size = chain.lrm.config.image_size
+    obj = make_object(seed)
+    ring, _ = random_cameras(np.random.default_rng([seed, 9]), 4, 0, size)
+    times = np.linspace(0, 1, FRAMES)
+    views = [render_views(obj, ring, t) for t in times]
+    diagonal = np.linalg.norm(np.ptp(obj.canonical_vertices, axis=0))
+    errors = np.zeros(FRAMES)
+    maps = chain.start(views[0].model_input, ring)
+    errors[0] = _error(maps, views[0], diagonal)
+    for k, nxt in itertools.pairwise(keyframe_indices(FRAMES, STRIDE)):
+        frames = list(range(k + 1, nxt + 1))
+        segment = chain.segment(maps, views[k].model_input, views[nxt].model_input, [(f - k) / (nxt - k) for f in frames], ring)
+        for f, planes in zip(frames, segment.planes, strict=True):
+            errors[f] = _error(canonical_maps(chain.lrm_c, planes, ring), views[f], diagonal)
+        maps = segment.next_maps
+    return errors
+
+
+def _error(maps: torch.Tensor, truth, diagonal: float) -> float:
+    predicted = maps.permute(0, 2, 3, 1).numpy()
+    covered = (np.abs(predicted).sum(-1) > 0) & truth.alpha.numpy().astype(bool)
+    if not covered.any():
+        return float("nan")
+    return float(np.linalg.norm(predicted[covered] - truth.canonical.numpy()[covered], axis=-1).mean() / diagonal * 100)
+
+
+def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | None, config_name: str = "tiny") -> dict:
+    chain = CanonicalChain(load_checkpoint(checkpoints / "lrm", "lrm"), load_checkpoint(checkpoints / "lrm_canonical", "lrm"),
+                           load_checkpoint(checkpoints / "lim_canonical", "lim"))
+    per_frame = np.nanmean(np.stack([drift(seed, chain) for seed in seeds]), axis=0)
+    figures = {"config": config_name, "device": device_description(), "date": today(), "seeds": seeds,
+               "canonical_error_pct_mean": round(float(np.nanmean(per_frame)), 3),
+               "canonical_error_pct_last_frame": round(float(per_frame[-1]), 3),
+               "canonical_error_pct_per_frame": [round(float(e), 3) for e in per_frame]}
+    print(json.dumps(figures, indent=1))
+    if json_path:
+        json_path.write_text(json.dumps(figures, indent=1))
+    append_row(results, "Canonical-field drift (`bench canonical`)",
+               ["date", "device", "config", "seeds", "error mean (% diag)", "error at frame 31 (% diag)"],
+               [figures["date"], figures["device"], config_name, f"{seeds[0]}–{seeds[-1]}",
+                str(figures["canonical_error_pct_mean"]), str(figures["canonical_error_pct_last_frame"])])
+    return figures
