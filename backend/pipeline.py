@@ -66,7 +66,7 @@ def reconstruct_frames(lrm: LRM, lim: LIM, frames: np.ndarray, cameras: list[Cam
         n = len(between)
         start = outputs[k]
         hop = lim(start.tokens.expand(n, -1, -1), [f.expand(n, -1, -1) for f in start.features],
-                  inputs[nxt][None].expand(n, -1, -1, -1, -1), alphas)
+                  inputs[nxt][None].expand(n, -1, -1, -1, -1), alphas, outputs[nxt].tokens.expand(n, -1, -1))
         for index, frame in enumerate(between):
             planes[frame] = lrm.tokens_to_planes(hop.tokens[index:index + 1])
     planes[keys[-1]] = outputs[keys[-1]].planes

@@ -131,7 +131,7 @@ def evaluate_case(case: Case, lrm, lims: dict[str, torch.nn.Module]) -> dict[str
             "image_flow": lrm(_flow_views(case.first, case.second, alpha)[None], projections).planes,
         }
         for name, lim in lims.items():
-            hop = lim(out_k.tokens, out_k.features, case.second.model_input[None], torch.tensor([alpha]))
+            hop = lim(out_k.tokens, out_k.features, case.second.model_input[None], torch.tensor([alpha]), out_1.tokens)
             planes[name] = lrm.tokens_to_planes(hop.tokens)
         for name, p in planes.items():
             image = render_field(lambda pts, p=p: lrm.decoder(p, pts), target.cameras, config.bound,

@@ -2,10 +2,17 @@
 
     T̂(k+α) = LIM(F_k, I_{k+1}, α)
 
-Query tokens start from the final triplane tokens at k; each block adds the α encoding,
-cross-attends to the features F_k (the last L blocks of the LRM at k, or of LIM itself on a
-second hop), cross-attends to the image tokens of keyframe k+1, then self-attention and MLP.
-LIM outputs tokens in the LRM's token space; the frozen LRM turns them into planes.
+Each block adds the α encoding, cross-attends to the features F_k (the last L blocks of the LRM
+at k, or of LIM itself on a second hop), cross-attends to the image tokens of keyframe k+1, then
+self-attention and MLP. LIM outputs tokens in the LRM's token space; the frozen LRM turns them
+into planes.
+
+One departure from the paper, for models trained on little compute: when the LRM tokens of
+keyframe k+1 are given (they are: every keyframe goes through the LRM), the query tokens start
+from their linear blend with those of k, and the blocks add a residual through a gate that
+starts closed. At initialisation LIM *is* linear triplane interpolation; training only has to
+learn what improves on it. (A first CPU run without this stayed at "copy keyframe k" quality.)
+Without end tokens (the canonical chain, where k+1's are not known yet) it starts from k's.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ class LIM(nn.Module):
         self.tokenizer = ImageTokenizer(config)
         self.alpha_embed = nn.Sequential(nn.Linear(config.dim, config.dim), nn.SiLU(), nn.Linear(config.dim, config.dim))
         self.blocks = nn.ModuleList(LIMBlock(config.dim, config.heads, config.mlp_ratio) for _ in range(config.lim_blocks))
+        self.gate = nn.Parameter(torch.zeros(config.dim))  # residual over the starting tokens, closed at first
 
     @staticmethod
     def from_lrm(lrm: LRM) -> LIM:
@@ -66,12 +74,15 @@ class LIM(nn.Module):
         return lim
 
     def forward(self, start_tokens: torch.Tensor, features: list[torch.Tensor], next_views: torch.Tensor,
-                alpha: torch.Tensor) -> LIMOutput:
-        """start_tokens (B, T, D) at k; features: L tensors (B, T, D); next_views (B, V, C, H, W); alpha (B,)."""
+                alpha: torch.Tensor, end_tokens: torch.Tensor | None = None) -> LIMOutput:
+        """start_tokens (B, T, D) at k; features: L tensors (B, T, D); next_views (B, V, C, H, W); alpha (B,);
+        end_tokens (B, T, D): the LRM's tokens at k+1, when known."""
         images = self.tokenizer(next_views)
         context = torch.cat(features, dim=1)
         a = self.alpha_embed(sinusoidal(alpha, self.config.dim))
-        x = start_tokens
+        weight = alpha.to(start_tokens.dtype)[:, None, None]
+        origin = start_tokens if end_tokens is None else (1 - weight) * start_tokens + weight * end_tokens
+        x = origin
         outputs = []
         first_feature = len(self.blocks) - self.config.feature_blocks
         for index, block in enumerate(self.blocks):
@@ -81,4 +92,4 @@ class LIM(nn.Module):
         # LIM's features must match F_k's count so a second hop can read them
         while len(outputs) < len(features):
             outputs.insert(0, outputs[0])
-        return LIMOutput(x, outputs)
+        return LIMOutput(origin + self.gate * (x - origin), outputs)
