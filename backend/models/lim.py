@@ -27,6 +27,8 @@ from backend.models.blocks import CrossAttention, SelfAttentionMLP, sinusoidal
 from backend.models.config import ModelConfig
 from backend.models.lrm import LRM, ImageTokenizer
 
+GATE_SCALE = 20.0
+
 
 @dataclass
 class LIMOutput:
@@ -92,4 +94,5 @@ class LIM(nn.Module):
         # LIM's features must match F_k's count so a second hop can read them
         while len(outputs) < len(features):
             outputs.insert(0, outputs[0])
-        return LIMOutput(origin + self.gate * (x - origin), outputs)
+        # scaled so that Adam (steps of ~lr per parameter) can open the gate within tens of steps
+        return LIMOutput(origin + GATE_SCALE * self.gate * (x - origin), outputs)

@@ -11,6 +11,7 @@ import csv
 import json
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,39 @@ def check_resume(out: Path, args: dict[str, Any]) -> None:
 def seed_step(step: int, rank: int, salt: int) -> None:
     """Seed torch's generator from (step, rank): rays, jitter and α_r replay exactly after a resume."""
     torch.manual_seed((step * 7919 + rank) * 104729 + salt)
+
+
+def run_training(env: Distributed, out: Path, kind: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 objective: nn.Module, batch_for_step: Any, args: Any, start: int, salt: int) -> None:
+    """The loop both trainers share: schedule, step, clip, log, save (rank 0), from ``start`` to ``args.steps``."""
+    from backend.train.losses import weighted_total
+
+    saved_args = {k: v for k, v in vars(args).items() if k != "handler"}
+    log = LossLog(out)
+    if env.main:
+        log.truncate_after(start)
+    started = time.perf_counter()
+    for step in range(start, args.steps):
+        seed_step(step, env.rank, salt)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, args.lr, args.warmup, args.steps)
+        batch = {k: v.to(env.device) for k, v in batch_for_step(step).items()}
+        with env.autocast():
+            losses = objective(batch)
+            total = weighted_total(losses)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if env.main and (step + 1) % args.log_every == 0:
+            values = {"total": total.item(), **{k: v.item() for k, v in losses.items()},
+                      "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
+            log.append(step + 1, values)
+            print(f"step {step + 1}: " + " ".join(f"{k} {v:.4g}" for k, v in values.items()), flush=True)
+        if env.main and ((step + 1) % args.save_every == 0 or step + 1 == args.steps):
+            save_state(out, model, kind, optimizer, step + 1, saved_args)
+            log.plot()
+    env.close()
 
 
 class LossLog:

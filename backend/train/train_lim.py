@@ -11,7 +11,6 @@ frame is 1/31 of the motion), an intermediate time k+α with α ~ U(0, 1], all s
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +20,8 @@ import torch.nn.functional as F
 from backend.models.checkpoints import load_checkpoint
 from backend.models.lim import LIM
 from backend.train.data import random_cameras, render_views, stack_views, training_seed
-from backend.train.losses import causal_consistency, rendering_losses, weighted_total
-from backend.train.run import (
-    Distributed,
-    LossLog,
-    Objective,
-    check_resume,
-    learning_rate,
-    load_state,
-    save_state,
-    seed_step,
-)
+from backend.train.losses import causal_consistency, rendering_losses
+from backend.train.run import Distributed, Objective, check_resume, load_state, run_training
 from backend.world import make_object
 
 INPUT_VIEWS, TARGET_VIEWS = 4, 2
@@ -111,30 +101,7 @@ def main(args: argparse.Namespace) -> int:
         optimizer, start = optimizer_for(lim), 0
     causal = not args.no_causal
     objective = env.wrap(Objective(lim, lambda m, b: lim_step(m, lrm, b, args.rays, causal)))
-    log = LossLog(out)
-    if env.main:
-        log.truncate_after(start)
-    started = time.perf_counter()
-    for step in range(start, args.steps):
-        seed_step(step, env.rank, 5)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, args.lr, args.warmup, args.steps)
-        batch = make_batch(step, env.rank, args.batch, lrm.config.image_size, lrm.config.canonical)
-        batch = {k: v.to(env.device) for k, v in batch.items()}
-        with env.autocast():
-            losses = objective(batch)
-            total = weighted_total(losses)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(lim.parameters(), 1.0)
-        optimizer.step()
-        if env.main and (step + 1) % args.log_every == 0:
-            values = {"total": total.item(), **{k: v.item() for k, v in losses.items()},
-                      "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
-            log.append(step + 1, values)
-            print(f"step {step + 1}: " + " ".join(f"{k} {v:.4g}" for k, v in values.items()), flush=True)
-        if env.main and ((step + 1) % args.save_every == 0 or step + 1 == args.steps):
-            save_state(out, lim, "lim", optimizer, step + 1, saved_args)
-            log.plot()
-    env.close()
+    size, canonical = lrm.config.image_size, lrm.config.canonical
+    run_training(env, out, "lim", lim, optimizer, objective,
+                 lambda step: make_batch(step, env.rank, args.batch, size, canonical), args, start, salt=5)
     return 0

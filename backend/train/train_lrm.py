@@ -8,7 +8,6 @@ the model has them). Resumable; `torchrun --nproc_per_node N -m backend train lr
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +16,8 @@ import torch
 from backend.models.config import preset
 from backend.models.lrm import LRM
 from backend.train.data import random_cameras, render_views, stack_views, training_seed
-from backend.train.losses import rendering_losses, weighted_total
-from backend.train.run import (
-    Distributed,
-    LossLog,
-    Objective,
-    check_resume,
-    learning_rate,
-    load_state,
-    save_state,
-    seed_step,
-)
+from backend.train.losses import rendering_losses
+from backend.train.run import Distributed, Objective, check_resume, load_state, run_training
 from backend.world import make_object
 
 INPUT_VIEWS, TARGET_VIEWS = 4, 3
@@ -77,29 +67,6 @@ def main(args: argparse.Namespace) -> int:
         model = LRM(config).to(env.device)
         optimizer, start = optimizer_for(model), 0
     objective = env.wrap(Objective(model, lambda m, b: lrm_step(m, b, args.rays)))
-    log = LossLog(out)
-    if env.main:
-        log.truncate_after(start)
-    started = time.perf_counter()
-    for step in range(start, args.steps):
-        seed_step(step, env.rank, 3)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, args.lr, args.warmup, args.steps)
-        batch = {k: v.to(env.device) for k, v in make_batch(step, env.rank, args.batch, config.image_size, config.canonical).items()}
-        with env.autocast():
-            losses = objective(batch)
-            total = weighted_total(losses)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        if env.main and (step + 1) % args.log_every == 0:
-            values = {"total": total.item(), **{k: v.item() for k, v in losses.items()},
-                      "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
-            log.append(step + 1, values)
-            print(f"step {step + 1}: " + " ".join(f"{k} {v:.4g}" for k, v in values.items()), flush=True)
-        if env.main and ((step + 1) % args.save_every == 0 or step + 1 == args.steps):
-            save_state(out, model, "lrm", optimizer, step + 1, saved_args)
-            log.plot()
-    env.close()
+    run_training(env, out, "lrm", model, optimizer, objective,
+                 lambda step: make_batch(step, env.rank, args.batch, config.image_size, config.canonical), args, start, salt=3)
     return 0
