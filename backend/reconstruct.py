@@ -36,7 +36,7 @@ from backend.mesh.track import mesh_quality, smooth_in_time, track_vertices
 from backend.mesh.uv import unwrap
 from backend.models.canonical import CanonicalChain
 from backend.models.checkpoints import load_checkpoint
-from backend.pipeline import keyframe_indices, model_views, reconstruct_frames
+from backend.pipeline import Reconstruction, keyframe_indices, model_views, reconstruct_frames
 from backend.render.splat import render_gaussians
 from backend.render.volume import render_views
 
@@ -95,7 +95,8 @@ def canonical_at(lrm_c, planes: torch.Tensor, points: np.ndarray) -> np.ndarray:
 
 
 def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings | None = None,
-                progress: Progress | None = None) -> dict:
+                progress: Progress | None = None, geometry: Reconstruction | None = None) -> dict:
+    """Run the pipeline on ``clip`` into the job folder ``out``; ``geometry`` reuses triplanes already computed."""
     settings = settings or Settings()
     progress = progress or Progress()
     out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +105,8 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
     frame_count = clip.frames.shape[1]
 
     started = time.perf_counter()
-    geometry = reconstruct_frames(lrm, models.lim, clip.frames, clip.cameras, clip.times, settings.stride)
+    if geometry is None:
+        geometry = reconstruct_frames(lrm, models.lim, clip.frames, clip.cameras, clip.times, settings.stride)
     progress.stage("lrm_lim", started)
 
     started = time.perf_counter()

@@ -52,10 +52,11 @@ def evaluate_seed(seed: int, models: Models, settings: Settings) -> dict[str, fl
         clip_dir, job = Path(tmp) / "clip", Path(tmp) / "job"
         write_world_clip(clip_dir, seed, VIEWS, FRAMES, SIZE)
         clip = read_clip_folder(clip_dir)
-        reconstruct(clip, models, job, settings)
+        geometry = reconstruct_frames(models.lrm, models.lim, clip.frames, clip.cameras, clip.times, settings.stride)
+        reconstruct(clip, models, job, settings, geometry=geometry)
         mesh = np.load(job / "mesh.npz")
         tracked = np.stack([np.load(job / "frames" / f"frame_{f:04d}.npy") for f in range(FRAMES)])
-        texture = np.asarray(Image.open(job / "texture.png").convert("RGB"))
+        texture = np.array(Image.open(job / "texture.png").convert("RGB"))  # writable, for torch
     faces, uvs = mesh["faces"], mesh["uvs"]
     truth0 = trimesh.Trimesh(obj.vertices_at(clip.times[0]), obj.faces, process=False)
     closest, _, triangle = trimesh.proximity.closest_point(truth0, tracked[0])
@@ -65,7 +66,6 @@ def evaluate_seed(seed: int, models: Models, settings: Settings) -> dict[str, fl
     held_out = ring_cameras(2, np.random.default_rng([seed, 17]), size=SIZE)
     truth_images = render_clip(obj, held_out, clip.times, supersample=2)
     lrm = models.lrm
-    geometry = reconstruct_frames(lrm, models.lim, clip.frames, clip.cameras, clip.times, settings.stride)
     psnr_tracked, psnr_untracked = [], []
     for f, t in enumerate(clip.times):
         posed = obj.vertices_at(t)
