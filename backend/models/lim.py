@@ -67,9 +67,9 @@ class LIM(nn.Module):
         """Initialise from the LRM as in the paper: tokenizer and the LRM's last blocks."""
         lim = LIM(lrm.config)
         lim.tokenizer.load_state_dict(lrm.tokenizer.state_dict())
-        offset = len(lrm.blocks) - len(lim.blocks)
+        offset = len(lrm.blocks) - len(lim.blocks)  # LIM's blocks copy the LRM's last ones
         for index, block in enumerate(lim.blocks):
-            source = lrm.blocks[max(offset, 0) + index % len(lrm.blocks)]
+            source = lrm.blocks[(offset + index) % len(lrm.blocks)]
             block.cross_images.load_state_dict(source.cross.state_dict())
             block.cross_features.load_state_dict(copy.deepcopy(source.cross.state_dict()))
             block.body.load_state_dict(source.body.state_dict())

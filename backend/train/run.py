@@ -108,8 +108,14 @@ def load_state(out: Path, kind: str, optimizer_for: Any, device: torch.device) -
 FIXED_ON_RESUME = ("target", "config", "lrm", "no_causal")
 
 
-def check_resume(out: Path, args: dict[str, Any]) -> None:
+def run_arguments(args: Any) -> dict[str, Any]:
+    """The command-line settings of a run, as stored in state.json."""
+    return {k: v for k, v in vars(args).items() if k != "handler"}
+
+
+def check_resume(out: Path, args: Any) -> None:
     """Refuse to resume a run with settings that would change what it trains."""
+    args = run_arguments(args)
     saved = json.loads((out / "state.json").read_text()).get("args", {})
     changed = [f"{k}: {saved[k]!r} -> {args.get(k)!r}" for k in FIXED_ON_RESUME if k in saved and saved[k] != args.get(k)]
     if changed:
@@ -126,7 +132,7 @@ def run_training(env: Distributed, out: Path, kind: str, model: nn.Module, optim
     """The loop both trainers share: schedule, step, clip, log, save (rank 0), from ``start`` to ``args.steps``."""
     from backend.train.losses import weighted_total
 
-    saved_args = {k: v for k, v in vars(args).items() if k != "handler"}
+    saved_args = run_arguments(args)
     log = LossLog(out)
     if env.main:
         log.truncate_after(start)

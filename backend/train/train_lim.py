@@ -91,9 +91,8 @@ def main(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     lrm = load_checkpoint(args.lrm, "lrm", env.device)
     lrm.requires_grad_(False)
-    saved_args = {k: v for k, v in vars(args).items() if k != "handler"}
     if args.resume and (out / "state.json").exists():
-        check_resume(out, saved_args)
+        check_resume(out, args)
         lim, optimizer, start = load_state(out, "lim", optimizer_for, env.device)
         print(f"resuming {out} at step {start}")
     else:

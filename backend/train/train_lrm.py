@@ -56,9 +56,8 @@ def main(args: argparse.Namespace) -> int:
     config = preset(args.config)
     if args.target == "canonical":
         config = config.with_canonical()
-    saved_args = {k: v for k, v in vars(args).items() if k != "handler"}
     if args.resume and (out / "state.json").exists():
-        check_resume(out, saved_args)
+        check_resume(out, args)
         model, optimizer, start = load_state(out, "lrm", optimizer_for, env.device)
         config = model.config
         print(f"resuming {out} at step {start}")

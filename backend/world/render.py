@@ -46,9 +46,12 @@ def shade(
     canonical: torch.Tensor,
     normals: torch.Tensor,
     texture: ProceduralTexture,
-    camera: Camera,
+    view_dirs: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(RGB (H, W, 3), canonical map (H, W, 3)) for one view: texture looked up at canonical points."""
+    """(RGB (H, W, 3), canonical map (H, W, 3)) for one view: texture looked up at canonical points.
+
+    view_dirs: (H, W, 3) unit directions from the surface towards the camera, per pixel.
+    """
     canonical_map = interpolate(canonical, faces, fragments)
     mask = fragments.mask
     rgb = torch.zeros_like(canonical_map)
@@ -58,8 +61,7 @@ def shade(
     albedo = texture(canonical_map[mask], part)
     normal = F.normalize(interpolate(normals, faces, fragments)[mask], dim=1, eps=1e-12)
     # view direction, to light both sides of thin parts like the front
-    _, rays = camera.pixel_rays()
-    view = -torch.as_tensor(rays, dtype=normal.dtype, device=normal.device)[mask]
+    view = view_dirs.to(normal.dtype)[mask]
     normal = torch.where((normal * view).sum(1, keepdim=True) < 0, -normal, normal)
     light = torch.as_tensor(LIGHT, dtype=normal.dtype, device=normal.device)
     diffuse = (normal @ light).clamp_min(0)
@@ -93,6 +95,10 @@ def render_clip(
         canonical=np.zeros((v, f, h, w, 3), np.float32),
     )
     big_cameras = [c.resized(c.width * supersample, c.height * supersample) for c in cameras]
+    # per-pixel view directions depend on the camera only: once per camera, not per frame
+    view_dirs = [-torch.as_tensor(c.pixel_rays()[1], dtype=torch.float32, device=device) for c in cameras]
+    big_view_dirs = ([-torch.as_tensor(c.pixel_rays()[1], dtype=torch.float32, device=device) for c in big_cameras]
+                     if supersample > 1 else view_dirs)
     with torch.no_grad():
         for fi, t in enumerate(times):
             vertices = torch.as_tensor(obj.vertices_at(float(t)), device=device)
@@ -104,11 +110,11 @@ def render_clip(
                     out.depth[vi, fi] = frag.depth.cpu().numpy()
                     out.canonical[vi, fi] = interpolate(canonical, faces, frag).cpu().numpy()
                     continue
-                rgb, canonical_map = shade(frag, faces, face_parts, canonical, normals, obj.texture, camera)
+                rgb, canonical_map = shade(frag, faces, face_parts, canonical, normals, obj.texture, view_dirs[vi])
                 alpha = frag.mask.float()
                 if supersample > 1:
                     big = rasterize(vertices, faces, big_cameras[vi])
-                    big_rgb, _ = shade(big, faces, face_parts, canonical, normals, obj.texture, big_cameras[vi])
+                    big_rgb, _ = shade(big, faces, face_parts, canonical, normals, obj.texture, big_view_dirs[vi])
                     big_alpha = big.mask.float()
                     pooled_alpha = F.avg_pool2d(big_alpha[None, None], supersample)[0, 0]
                     premult = F.avg_pool2d((big_rgb * big_alpha[..., None]).permute(2, 0, 1)[None], supersample)[0]
