@@ -90,16 +90,23 @@ def _export(args: argparse.Namespace) -> int:
 def _reconstruct(args: argparse.Namespace) -> int:
     from backend.reconstruct import Settings, run
 
-    settings = Settings(stride=args.stride, target_faces=args.faces, texture_size=args.texture)
+    settings = Settings.for_quality(args.quality, stride=args.stride, target_faces=args.faces, texture_size=args.texture,
+                                    retime=args.retime)
     videos = [Path(v) for v in args.views] if args.views else None
     return run(Path(args.clip) if args.clip else None, Path(args.out), Path(args.checkpoints), settings,
-               videos, Path(args.cameras) if args.cameras else None)
+               videos, Path(args.cameras) if args.cameras else None, args.frame_start, args.frame_end)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from backend.demo import run
 
     return run(Path(args.out))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from backend.server.serve import serve
+
+    return serve(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     train.add_argument("--lrm", default="backend/checkpoints/lrm", help="LIM: the frozen LRM checkpoint")
     train.add_argument("--no-causal", action="store_true", help="LIM: ablation without L_causal")
+    train.add_argument("--init", default=None, help="warm start from this checkpoint (e.g. canonical from backend/checkpoints/lrm)")
     train.set_defaults(handler=_train)
 
     export = commands.add_parser("export", help="turn a training run into a shipped checkpoint folder (fp16)")
@@ -164,13 +172,23 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--out", required=True)
     rec.add_argument("--checkpoints", default="backend/checkpoints")
     rec.add_argument("--stride", type=int, default=4, help="keyframe every N frames")
-    rec.add_argument("--faces", type=int, default=8000, help="target face count")
-    rec.add_argument("--texture", type=int, default=512, help="texture size in pixels")
+    rec.add_argument("--quality", default="final", choices=["preview", "final"], help="preset for the options below")
+    rec.add_argument("--faces", type=int, default=None, help="target face count (default: the preset's)")
+    rec.add_argument("--texture", type=int, default=None, help="texture size in pixels (default: the preset's)")
+    rec.add_argument("--retime", type=float, default=1.0, help="output frames per input frame (2: slow motion ×2)")
+    rec.add_argument("--frame-start", type=int, default=0)
+    rec.add_argument("--frame-end", type=int, default=None, help="exclusive")
     rec.set_defaults(handler=_reconstruct)
 
     demo = commands.add_parser("demo", help="the furthest end-to-end path that exists today")
     demo.add_argument("--out", default="out/demo")
     demo.set_defaults(handler=_demo)
+
+    from backend.server.serve import add_arguments as serve_arguments  # argparse only; the server loads on use
+
+    serve = commands.add_parser("serve", help="the HTTP backend the Blender add-on talks to")
+    serve_arguments(serve)
+    serve.set_defaults(handler=_serve)
     return parser
 
 

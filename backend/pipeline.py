@@ -5,7 +5,6 @@ Meshing, tracking and streaming build on this (later milestones).
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +20,7 @@ from backend.models.lrm import LRM, camera_projections
 class Reconstruction:
     planes: list[torch.Tensor]  # (1, 3, C, R, R) per output frame
     keyframes: list[int]  # frame indices the LRM read
-    times: np.ndarray  # frame times
+    times: np.ndarray  # clip time of each output position
 
 
 def model_views(frames: np.ndarray, cameras: list[Camera], size: int) -> torch.Tensor:
@@ -41,33 +40,57 @@ def keyframe_indices(frame_count: int, stride: int) -> list[int]:
     return keys
 
 
+def output_positions(frame_count: int, retime: float = 1.0, times: list[float] | None = None) -> np.ndarray:
+    """Frame positions to output (float frame indices, first 0): every 1/retime frames, or the given ``times``."""
+    if times is not None:
+        positions = np.asarray(sorted(set(float(t) for t in times)), dtype=np.float64)
+        if len(positions) == 0 or positions[0] < 0 or positions[-1] > frame_count - 1:
+            raise ValueError(f"output times must lie in [0, {frame_count - 1}] (frame positions of the chosen range)")
+        return positions if positions[0] == 0 else np.concatenate([[0.0], positions])
+    if not retime >= 1:
+        raise ValueError(f"retime must be >= 1 (extra in-betweens), got {retime}")
+    count = round((frame_count - 1) * retime) + 1
+    return np.linspace(0, frame_count - 1, count)
+
+
+def segment_of(position: float, keys: list[int]) -> tuple[int, int]:
+    """The keyframes (k, next) around a frame position; a keyframe position belongs to the segment it ends."""
+    index = int(np.searchsorted(keys, position, side="left"))
+    index = min(max(index, 1), len(keys) - 1)
+    return keys[index - 1], keys[index]
+
+
 @torch.no_grad()
 def reconstruct_frames(lrm: LRM, lim: LIM, frames: np.ndarray, cameras: list[Camera], times: np.ndarray,
-                       stride: int = 4) -> Reconstruction:
-    """frames (V, F, H, W, 3) uint8 from posed cameras -> a triplane for every frame.
+                       stride: int = 4, positions: np.ndarray | None = None) -> Reconstruction:
+    """frames (V, F, H, W, 3) uint8 from posed cameras -> a triplane at every output position (default: each frame).
 
-    Keyframes go through the LRM; the frames between keyframes k and k+1 are LIM(F_k, I_{k+1}, α),
-    all in one batch per segment.
+    Keyframes go through the LRM; any position between keyframes k and k+1 (sub-frame ones too) is
+    LIM(F_k, I_{k+1}, α) at the clip's own time, all in one batch per segment.
     """
     size = lrm.config.image_size
-    keys = keyframe_indices(frames.shape[1], stride)
+    frame_count = frames.shape[1]
+    keys = keyframe_indices(frame_count, stride)
+    positions = np.arange(frame_count, dtype=np.float64) if positions is None else np.asarray(positions, np.float64)
+    position_times = np.interp(positions, np.arange(frame_count), times)
     inputs = {k: model_views(frames[:, k], cameras, size) for k in keys}
     projections = camera_projections(cameras, size)[None]
     outputs = {k: lrm(inputs[k][None], projections) for k in keys}
-    planes: list[torch.Tensor | None] = [None] * frames.shape[1]
-    for k, nxt in itertools.pairwise(keys):
-        planes[k] = outputs[k].planes
-        between = list(range(k + 1, nxt))
-        if not between:
-            continue
+    planes: list[torch.Tensor | None] = [None] * len(positions)
+    between: dict[tuple[int, int], list[int]] = {}
+    for index, position in enumerate(positions):
+        if float(position).is_integer() and int(position) in outputs:
+            planes[index] = outputs[int(position)].planes
+        else:
+            between.setdefault(segment_of(position, keys), []).append(index)
+    for (k, nxt), indices in between.items():
         span = times[nxt] - times[k]
-        alphas = torch.tensor([(times[f] - times[k]) / span if span > 0 else (f - k) / (nxt - k) for f in between],
-                              dtype=torch.float32)
-        n = len(between)
+        alphas = torch.tensor([(position_times[i] - times[k]) / span if span > 0 else (positions[i] - k) / (nxt - k)
+                               for i in indices], dtype=torch.float32)
+        n = len(indices)
         start = outputs[k]
         hop = lim(start.tokens.expand(n, -1, -1), [f.expand(n, -1, -1) for f in start.features],
                   inputs[nxt][None].expand(n, -1, -1, -1, -1), alphas, outputs[nxt].tokens.expand(n, -1, -1))
-        for index, frame in enumerate(between):
-            planes[frame] = lrm.tokens_to_planes(hop.tokens[index:index + 1])
-    planes[keys[-1]] = outputs[keys[-1]].planes
-    return Reconstruction(planes, keys, times)
+        for row, index in enumerate(indices):
+            planes[index] = lrm.tokens_to_planes(hop.tokens[row:row + 1])
+    return Reconstruction(planes, keys, position_times)

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +28,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from backend.io.cameras import Camera
-from backend.io.clip_folder import ClipFolder, read_clip_folder
+from backend.io.clip_folder import ClipFolder
+from backend.io.clip_source import cameras_from_file, load_clip
 from backend.io.video import write_mp4
 from backend.mesh.extract import decimate, density_grid, extract_mesh
 from backend.mesh.gaussians import SurfaceGaussians, write_ply
@@ -36,7 +39,7 @@ from backend.mesh.track import mesh_quality, smooth_in_time, track_vertices
 from backend.mesh.uv import unwrap
 from backend.models.canonical import CanonicalChain
 from backend.models.checkpoints import load_checkpoint
-from backend.pipeline import Reconstruction, keyframe_indices, model_views, reconstruct_frames
+from backend.pipeline import Reconstruction, keyframe_indices, model_views, output_positions, reconstruct_frames
 from backend.render.splat import render_gaussians
 from backend.render.volume import render_views
 
@@ -51,8 +54,21 @@ class Settings:
     texture_size: int = 512
     grid: int = GRID  # density grid of the frame-0 mesh
     track_grid: int = 64  # per-frame grid for surface samples (tracking needs samples, not a fine mesh)
-    gaussians: int = 20000
+    gaussians: bool = True  # write the 4D Gaussians and their turntable preview
+    gaussian_count: int = 20000
     preview_size: int = 128
+    retime: float = 1.0  # output frames per input frame (> 1: in-betweens from LIM's continuous time)
+    times: list[float] | None = None  # or exactly these frame positions
+
+    @staticmethod
+    def for_quality(quality: str, **overrides: object) -> Settings:
+        """A preset from ``protocol.QUALITY_PRESETS`` with explicit choices (None = keep the preset's) on top."""
+        from backend.protocol import QUALITY_PRESETS
+
+        if quality not in QUALITY_PRESETS:
+            raise ValueError(f"unknown quality {quality!r}; choose one of {', '.join(QUALITY_PRESETS)}")
+        values = {**QUALITY_PRESETS[quality], **{k: v for k, v in overrides.items() if v is not None}}
+        return Settings(**values)
 
 
 @dataclass
@@ -73,14 +89,20 @@ class Models:
 
 @dataclass
 class Progress:
-    """Stage timings; ``on_event`` receives ("stage", name) and ("frame", index) as work finishes."""
+    """Stage timings; ``on_event`` receives ("stage", name) as a stage starts, ("mesh", info) and
+    ("frame", (index, position)) as results are written."""
 
     on_event: Callable[[str, object], None] = lambda kind, value: None
     timings: dict[str, float] = field(default_factory=dict)
 
-    def stage(self, name: str, started: float) -> None:
-        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - started, 3)
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
         self.on_event("stage", name)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - started, 3)
 
 
 def surface_samples(lrm, planes: torch.Tensor, grid: int) -> np.ndarray:
@@ -94,6 +116,14 @@ def canonical_at(lrm_c, planes: torch.Tensor, points: np.ndarray) -> np.ndarray:
         return lrm_c.decoder(planes, torch.as_tensor(points)[None]).canonical[0].numpy()
 
 
+def save_atomically(path: Path, array: np.ndarray) -> None:
+    """np.save through a temporary name: a crash or kill never leaves half a frame under the real name."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as handle:
+        np.save(handle, array)
+    os.replace(partial, path)
+
+
 def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings | None = None,
                 progress: Progress | None = None, geometry: Reconstruction | None = None) -> dict:
     """Run the pipeline on ``clip`` into the job folder ``out``; ``geometry`` reuses triplanes already computed."""
@@ -103,92 +133,97 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
     (out / "frames").mkdir(exist_ok=True)
     lrm = models.lrm
     frame_count = clip.frames.shape[1]
+    positions = output_positions(frame_count, settings.retime, settings.times)
+    keys = keyframe_indices(frame_count, settings.stride)
 
-    started = time.perf_counter()
-    if geometry is None:
-        geometry = reconstruct_frames(lrm, models.lim, clip.frames, clip.cameras, clip.times, settings.stride)
-    progress.stage("lrm_lim", started)
+    with progress.stage("lrm_lim"):
+        if geometry is None:
+            geometry = reconstruct_frames(lrm, models.lim, clip.frames, clip.cameras, clip.times, settings.stride, positions)
+        elif len(geometry.planes) != len(positions):
+            raise ValueError(f"precomputed geometry has {len(geometry.planes)} frames, the settings ask for {len(positions)}")
 
-    started = time.perf_counter()
-    grid = density_grid(lambda p: lrm.decoder(geometry.planes[0], p).density, settings.grid, lrm.config.bound)
-    mesh = extract_mesh(grid, lrm.config.bound, SURFACE_LEVEL)
-    progress.stage("marching_cubes", started)
-    started = time.perf_counter()
-    mesh = decimate(mesh, settings.target_faces)
-    progress.stage("decimation", started)
-    started = time.perf_counter()
-    atlas = unwrap(np.asarray(mesh.vertices), np.asarray(mesh.faces))
-    progress.stage("uv", started)
-    started = time.perf_counter()
-    vertices0 = np.asarray(mesh.vertices, dtype=np.float32)[atlas.vertex_map]
-    faces = atlas.faces
-    with torch.no_grad():
-        texture = bake(np.asarray(mesh.vertices), atlas, lambda p: lrm.decoder(geometry.planes[0], p[None]).rgb[0],
-                       settings.texture_size)
-    Image.fromarray(texture).save(out / "texture.png")
-    np.savez(out / "mesh.npz", vertices=vertices0, faces=faces.astype(np.int32), uvs=atlas.uvs)
-    progress.stage("texture", started)
-    progress.on_event("mesh", {"vertices": len(vertices0), "faces": len(faces), "uv": atlas.method})
+    with progress.stage("marching_cubes"):
+        grid = density_grid(lambda p: lrm.decoder(geometry.planes[0], p).density, settings.grid, lrm.config.bound)
+        mesh = extract_mesh(grid, lrm.config.bound, SURFACE_LEVEL)
+    with progress.stage("decimation"):
+        mesh = decimate(mesh, settings.target_faces)
+    with progress.stage("uv"):
+        atlas = unwrap(np.asarray(mesh.vertices), np.asarray(mesh.faces))
+    with progress.stage("texture"):
+        vertices0 = np.asarray(mesh.vertices, dtype=np.float32)[atlas.vertex_map]
+        faces = atlas.faces
+        with torch.no_grad():
+            texture = bake(np.asarray(mesh.vertices), atlas, lambda p: lrm.decoder(geometry.planes[0], p[None]).rgb[0],
+                           settings.texture_size)
+        Image.fromarray(texture).save(out / "texture.png")
+        np.savez(out / "mesh.npz", vertices=vertices0, faces=faces.astype(np.int32), uvs=atlas.uvs)
+    progress.on_event("mesh", {"vertices": len(vertices0), "faces": len(faces), "uv": atlas.method,
+                               "frames": len(positions), "fps": clip.fps, "times": positions.tolist()})
 
-    # canonical chain along the keyframes; frame 0's canonical coordinates are its own positions
-    started = time.perf_counter()
+    with progress.stage("tracking"):
+        tracked = track_sequence(clip, models, geometry, vertices0, keys, positions, settings, out, progress)
+
+    if settings.gaussians:
+        with progress.stage("gaussians"):
+            write_gaussians(out, tracked, faces, atlas.uvs, texture, clip.fps, settings)
+
+    with progress.stage("outputs"):
+        quality = mesh_quality(tracked, faces)
+        write_morph_glb(out / "animation.glb", tracked, faces, clip.fps, uvs=atlas.uvs, texture=texture)
+        _preview(lrm, geometry.planes, clip, out / "preview.png")
+        manifest = {
+            "format": "lim4d-job", "version": 1, "fps": clip.fps, "frame_count": len(positions),
+            "positions": positions.tolist(), "times": [float(t) for t in geometry.times], "keyframes": keys,
+            "units": "scene units of the input cameras", "world_transform": np.eye(4).tolist(),
+            "vertices": len(vertices0), "faces": len(faces), "uv_method": atlas.method,
+            "quality": {"flipped_pct": quality.flipped_pct, "stretched_pct": quality.stretched_pct},
+            "timings_s": progress.timings,
+        }
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, vertices0: np.ndarray, keys: list[int],
+                   positions: np.ndarray, settings: Settings, out: Path, progress: Progress) -> np.ndarray:
+    """Move the frame-0 vertices through every output position along the canonical chain, writing each
+    frame as soon as it is final (centred smoothing needs its successor)."""
+    lrm = models.lrm
     chain = CanonicalChain(lrm, models.lrm_c, models.lim_c)
     size = lrm.config.image_size
-    keys = keyframe_indices(frame_count, settings.stride)
     views = {k: model_views(clip.frames[:, k], clip.cameras, size) for k in keys}
     cameras = [c.resized(size, size) for c in clip.cameras]
     maps = chain.start(views[0], cameras)
-    raw = np.zeros((frame_count, len(vertices0), 3), dtype=np.float32)
+    count = len(positions)
+    raw = np.zeros((count, len(vertices0), 3), dtype=np.float32)
     raw[0] = vertices0
     tracked = raw.copy()
 
-    def emit(f: int) -> None:
-        """Frame f is final once f+1 is tracked (centred smoothing); write it and announce it."""
-        if 0 < f < frame_count - 1:
-            tracked[f] = smooth_in_time(raw[f - 1:f + 2])[1]
+    def emit(i: int) -> None:
+        if 0 < i < count - 1:
+            tracked[i] = smooth_in_time(raw[i - 1:i + 2])[1]
         else:
-            tracked[f] = raw[f]
-        np.save(out / "frames" / f"frame_{f:04d}.npy", tracked[f])
-        progress.on_event("frame", f)
+            tracked[i] = raw[i]
+        save_atomically(out / "frames" / f"frame_{i:04d}.npy", tracked[i])
+        progress.on_event("frame", (i, float(positions[i])))
 
     emit(0)
     for k, nxt in tqdm(list(itertools.pairwise(keys)), desc="tracking", unit="segment", leave=False):
-        frames = list(range(k + 1, nxt + 1))
-        segment = chain.segment(maps, views[k], views[nxt], [(f - k) / (nxt - k) for f in frames], cameras)
-        for f, canonical_planes in zip(frames, segment.planes, strict=True):
-            samples = surface_samples(lrm, geometry.planes[f], settings.track_grid)
-            raw[f] = track_vertices(vertices0, samples, canonical_at(models.lrm_c, canonical_planes, samples))
-            if f >= 2:
-                emit(f - 1)
+        inside = [i for i in range(1, count) if k < positions[i] <= nxt]
+        segment = chain.segment(maps, views[k], views[nxt], [(positions[i] - k) / (nxt - k) for i in inside], cameras)
+        for i, canonical_planes in zip(inside, segment.planes, strict=True):
+            samples = surface_samples(lrm, geometry.planes[i], settings.track_grid)
+            raw[i] = track_vertices(vertices0, samples, canonical_at(models.lrm_c, canonical_planes, samples))
+            if i >= 2:
+                emit(i - 1)
         maps = segment.next_maps
-    emit(frame_count - 1)
-    progress.stage("tracking", started)
-
-    started = time.perf_counter()
-    write_gaussians(out, tracked, faces, atlas.uvs, texture, clip.fps, settings)
-    progress.stage("gaussians", started)
-
-    started = time.perf_counter()
-    quality = mesh_quality(tracked, faces)
-    write_morph_glb(out / "animation.glb", tracked, faces, clip.fps, uvs=atlas.uvs, texture=texture)
-    _preview(lrm, geometry.planes, clip, out / "preview.png")
-    manifest = {
-        "format": "lim4d-job", "version": 1, "fps": clip.fps, "frame_count": frame_count,
-        "times": [float(t) for t in clip.times], "keyframes": keys,
-        "units": "scene units of the input cameras", "world_transform": np.eye(4).tolist(),
-        "vertices": len(vertices0), "faces": len(faces), "uv_method": atlas.method,
-        "quality": {"flipped_pct": quality.flipped_pct, "stretched_pct": quality.stretched_pct},
-        "timings_s": progress.timings,
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    progress.stage("outputs", started)
-    return manifest
+    emit(count - 1)
+    return tracked
 
 
 def write_gaussians(out: Path, tracked: np.ndarray, faces: np.ndarray, uvs: np.ndarray, texture: np.ndarray,
                     fps: float, settings: Settings) -> None:
     """gaussians/frame_NNNN.ply (one consistent set following the surface) and a turntable preview.mp4."""
-    gaussians = SurfaceGaussians.sample(tracked[0], faces, uvs, texture, settings.gaussians)
+    gaussians = SurfaceGaussians.sample(tracked[0], faces, uvs, texture, settings.gaussian_count)
     (out / "gaussians").mkdir(exist_ok=True)
     centre = tracked.reshape(-1, 3).mean(axis=0)
     radius = 2.6 * max(np.abs(tracked - centre).max() / 0.8, 1e-3)
@@ -220,40 +255,20 @@ def _preview(lrm, planes: list[torch.Tensor], clip: ClipFolder, path: Path) -> N
     Image.fromarray(np.concatenate([np.concatenate(top, 1), np.concatenate(bottom, 1)], 0)).save(path)
 
 
-def clip_from_videos(videos: list[Path], cameras_json: Path) -> ClipFolder:
-    """Clips given one by one with a cameras.json (clip-folder format) listing their cameras in the same order."""
-    from backend.io.cameras import Camera
-    from backend.io.video import read_video
-
-    manifest = json.loads(cameras_json.read_text())
-    entries = manifest.get("views", [])
-    if len(entries) != len(videos):
-        raise ValueError(f"{cameras_json} lists {len(entries)} cameras for {len(videos)} clips")
-    decoded = [read_video(v) for v in videos]
-    count = min(len(frames) for frames, _ in decoded)
-    frames = np.stack([f[:count] for f, _ in decoded])
-    return ClipFolder(frames, [Camera.from_dict(e["camera"]) for e in entries], np.linspace(0, 1, count), decoded[0][1])
-
-
-def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings,
-        videos: list[Path] | None = None, cameras_json: Path | None = None) -> int:
+def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings, videos: list[Path] | None = None,
+        cameras_json: Path | None = None, frame_start: int = 0, frame_end: int | None = None) -> int:
     models = Models.load(checkpoints)  # first: a missing model is the clearer error
-    if videos:
-        if cameras_json is None:
-            raise ValueError("--views needs --cameras (a cameras.json in the clip-folder format)")
-        clip = clip_from_videos(videos, cameras_json)
-    elif folder is not None:
-        clip = read_clip_folder(folder)
-    else:
-        raise ValueError("give a clip folder, or --views CLIP... with --cameras cameras.json")
-    bar = tqdm(total=clip.frames.shape[1], desc="frames", unit="frame")
-    stages = []
+    if videos and cameras_json is None:
+        raise ValueError("--views needs --cameras (a cameras.json in the clip-folder format)")
+    cameras = cameras_from_file(cameras_json) if videos else None
+    clip = load_clip(None if videos else folder, videos, cameras, frame_start, frame_end)
+    total = len(output_positions(clip.frames.shape[1], settings.retime, settings.times))
+    bar = tqdm(total=total, desc="frames", unit="frame")
 
     def on_event(kind: str, value: object) -> None:
         if kind == "frame":
             bar.update(1)
         elif kind == "stage":
-            stages.append(value)
             bar.set_postfix_str(str(value))
 
     manifest = reconstruct(clip, models, out, settings, Progress(on_event))

@@ -93,7 +93,7 @@ def evaluate_seed(seed: int, models: Models, settings: Settings) -> dict[str, fl
 
 def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | None, config_name: str = "tiny") -> dict:
     models = Models.load(checkpoints)
-    settings = Settings(target_faces=4000, texture_size=256, gaussians=2000)
+    settings = Settings(target_faces=4000, texture_size=256, gaussian_count=2000)
     started = time.perf_counter()
     rows = [evaluate_seed(seed, models, settings) for seed in seeds]
     figures = {key: round(float(np.mean([r[key] for r in rows])), 3) for key in rows[0]}

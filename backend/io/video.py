@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,8 +32,8 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float, crf: int = 16) -
         container.mux(stream.encode())
 
 
-def read_video(path: str | Path) -> tuple[np.ndarray, float]:
-    """Decode every frame of a clip -> uint8 (F, H, W, 3) and its frame rate."""
+def read_video(path: str | Path, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, float]:
+    """Decode frames [start, stop) of a clip (default: all) -> uint8 (F, H, W, 3) and its frame rate."""
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"{path}: no such file")
@@ -42,9 +43,56 @@ def read_video(path: str | Path) -> tuple[np.ndarray, float]:
                 raise VideoError(f"{path}: no video stream")
             stream = container.streams.video[0]
             fps = float(stream.average_rate or stream.guessed_rate or 0) or 24.0
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+            frames = []
+            for index, frame in enumerate(container.decode(stream)):
+                if stop is not None and index >= stop:
+                    break
+                if index >= start:
+                    frames.append(frame.to_ndarray(format="rgb24"))
     except av.FFmpegError as error:
         raise VideoError(f"{path}: cannot decode ({error})") from None
     if not frames:
-        raise VideoError(f"{path}: the clip has no frames")
+        raise VideoError(f"{path}: the clip has no frames" + (f" from frame {start}" if start else ""))
     return np.stack(frames), fps
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    frames: int  # counted from the container's metadata or duration; estimates for some formats
+    fps: float
+    duration_s: float
+    codec: str
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Size, length and codec of a clip, checked by decoding its first frame (cheap, no full decode)."""
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: the file is empty")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            codec = stream.codec_context.name if stream.codec_context is not None else ""
+            fps = float(stream.average_rate or stream.guessed_rate or 0) or 24.0
+            width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                duration = container.duration / av.time_base
+            else:
+                duration = 0.0
+            frames = int(stream.frames) or max(1, round(duration * fps))
+            first = next(container.decode(stream), None)
+    except av.FFmpegError as error:
+        raise VideoError(f"{path}: cannot decode ({error})") from None
+    except (StopIteration, AttributeError, ValueError) as error:
+        raise VideoError(f"{path}: cannot decode ({error})") from None
+    if first is None:
+        raise VideoError(f"{path}: the clip has no frames")
+    return VideoInfo(width or first.width, height or first.height, frames, fps, duration, codec)

@@ -92,3 +92,40 @@ def load_checkpoint(folder: str | Path, kind: str, device: str | torch.device = 
         raise CheckpointError(f"{weights} does not fit its config: " + "; ".join(problems))
     model.load_state_dict({n: t.float() if t.is_floating_point() else t for n, t in tensors.items()})
     return model.to(device).eval()
+
+
+def warm_start(model: nn.Module, folder: str | Path, kind: str) -> list[str]:
+    """Initialise ``model`` from a checkpoint of a smaller variant (e.g. LRM -> canonical LRM).
+
+    Tensors with the same name and shape are copied; an input layer that gained channels
+    (the canonical XYZ maps) keeps the old weights for the old channels and zeros for the new
+    ones, so the warm-started model computes exactly what the old one did until it learns to
+    use them. Returns the names left at their fresh initialisation (new heads).
+    """
+    source = load_checkpoint(folder, kind)
+    old, new = source.state_dict(), model.state_dict()
+    if source.config.patch_size != model.config.patch_size or source.config.dim != model.config.dim:
+        raise CheckpointError(f"{folder}: a {source.config.dim}-wide, patch-{source.config.patch_size} model "
+                              f"cannot warm-start a {model.config.dim}-wide, patch-{model.config.patch_size} one")
+    fresh = []
+    with torch.no_grad():
+        for name, target in new.items():
+            tensor = old.get(name)
+            if tensor is not None and tensor.shape == target.shape:
+                target.copy_(tensor)
+            elif tensor is not None and name.endswith("tokenizer.linear.weight"):
+                _copy_input_channels(target, tensor, model.config.patch_size)
+            else:
+                fresh.append(name)
+    return fresh
+
+
+def _copy_input_channels(target: torch.Tensor, source: torch.Tensor, patch: int) -> None:
+    """Patch-embedding weights (D, C·p²) laid out channel-major: copy the first C_old channels, zero the rest."""
+    dim = target.shape[0]
+    target_view = target.view(dim, -1, patch * patch)
+    source_view = source.view(dim, -1, patch * patch)
+    if source_view.shape[1] > target_view.shape[1]:
+        raise CheckpointError("the warm-start source has more input channels than the model")
+    target_view.zero_()
+    target_view[:, : source_view.shape[1]] = source_view

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from backend.models.checkpoints import load_checkpoint
+from backend.models.checkpoints import load_checkpoint, warm_start
 from backend.models.lim import LIM
 from backend.train.data import random_cameras, render_views, stack_views, training_seed
 from backend.train.losses import causal_consistency, rendering_losses
@@ -96,7 +96,11 @@ def main(args: argparse.Namespace) -> int:
         lim, optimizer, start = load_state(out, "lim", optimizer_for, env.device)
         print(f"resuming {out} at step {start}")
     else:
-        lim = LIM.from_lrm(lrm).to(env.device).train()
+        lim = LIM.from_lrm(lrm)
+        if args.init:
+            fresh = warm_start(lim, args.init, "lim")
+            print(f"warm start from {args.init}; fresh: {', '.join(fresh) or 'none'}")
+        lim = lim.to(env.device).train()
         optimizer, start = optimizer_for(lim), 0
     causal = not args.no_causal
     objective = env.wrap(Objective(lim, lambda m, b: lim_step(m, lrm, b, args.rays, causal)))

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from backend.models.checkpoints import warm_start
 from backend.models.config import preset
 from backend.models.lrm import LRM
 from backend.train.data import random_cameras, render_views, stack_views, training_seed
@@ -63,7 +64,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"resuming {out} at step {start}")
     else:
         torch.manual_seed(0)
-        model = LRM(config).to(env.device)
+        model = LRM(config)
+        if args.init:
+            fresh = warm_start(model, args.init, "lrm")
+            print(f"warm start from {args.init}; fresh: {', '.join(fresh) or 'none'}")
+        model = model.to(env.device)
         optimizer, start = optimizer_for(model), 0
     objective = env.wrap(Objective(model, lambda m, b: lrm_step(m, b, args.rays)))
     run_training(env, out, "lrm", model, optimizer, objective,

@@ -1,0 +1,66 @@
+"""Where a job's clip comes from: a clip folder, or one video per camera with their cameras.
+
+Cameras are given either in the clip-folder format ({"K", "world_to_camera", "width", "height"}) or as a
+Blender camera's plain data ({"blender": {"matrix_world", "lens", "sensor_width", "sensor_height",
+"sensor_fit", "shift_x", "shift_y", "width", "height"}}), which is what the add-on sends.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backend.io.cameras import Camera
+from backend.io.clip_folder import ClipFolder, read_clip_folder
+from backend.io.video import read_video
+
+
+def camera_from_json(entry: dict[str, Any]) -> Camera:
+    """One camera from either accepted form; a ValueError names what is missing."""
+    try:
+        if "blender" in entry:
+            b = entry["blender"]
+            return Camera.from_blender(np.asarray(b["matrix_world"], dtype=np.float64), float(b["lens"]),
+                                       float(b["sensor_width"]), float(b["sensor_height"]), str(b.get("sensor_fit", "AUTO")),
+                                       float(b.get("shift_x", 0.0)), float(b.get("shift_y", 0.0)),
+                                       int(b["width"]), int(b["height"]))
+        return Camera.from_dict(entry.get("camera", entry))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"camera {entry!r:.80}: not a camera ({type(error).__name__}: {error})") from None
+
+
+def cameras_from_file(path: Path) -> list[Camera]:
+    """A cameras.json in the clip-folder format ({"views": [{"camera": ...}, ...]}) or a plain list."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: cannot read cameras ({error})") from None
+    entries = data.get("views", []) if isinstance(data, dict) else data
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{path}: lists no cameras")
+    return [camera_from_json(e) for e in entries]
+
+
+def load_clip(clip: Path | None = None, views: list[Path] | None = None, cameras: list[Camera] | None = None,
+              frame_start: int = 0, frame_end: int | None = None) -> ClipFolder:
+    """The frames [frame_start, frame_end) of a clip folder, or of videos seen by ``cameras`` (same order)."""
+    if clip is not None:
+        whole = read_clip_folder(clip)
+        stop = whole.frames.shape[1] if frame_end is None else min(frame_end, whole.frames.shape[1])
+        if frame_start >= stop:
+            raise ValueError(f"{clip}: frame range [{frame_start}, {frame_end}) is empty (the clip has {whole.frames.shape[1]})")
+        times = whole.times[frame_start:stop]
+        return ClipFolder(whole.frames[:, frame_start:stop], whole.cameras, times, whole.fps)
+    if not views:
+        raise ValueError("give a clip folder, or videos with their cameras")
+    if cameras is None or len(cameras) != len(views):
+        raise ValueError(f"{len(views)} videos need {len(views)} cameras, got {0 if cameras is None else len(cameras)}")
+    decoded = [read_video(v, frame_start, frame_end) for v in views]
+    count = min(len(frames) for frames, _ in decoded)
+    frames = np.stack([f[:count] for f, _ in decoded])
+    fps = decoded[0][1]
+    # clip time runs over the chosen range as it does over a world clip: 0 at its first frame, 1 at its last
+    return ClipFolder(frames, list(cameras), np.linspace(0, 1, count), fps)

@@ -1,0 +1,82 @@
+"""The vocabulary the Blender add-on and the backend share: routes, job states, events, presets, limits.
+
+Stdlib only: Blender's own Python imports this file from the extension as well. The HTTP API:
+
+    GET  /health                         version, device, models            (every route needs
+    GET  /jobs                           all jobs, newest first              Authorization: Bearer <token>)
+    POST /jobs                           create from local paths (JSON body: JobRequest fields)
+    POST /jobs/upload                    create from uploaded files (multipart: request, cameras, views...)
+    GET  /jobs/{id}                      status
+    GET  /jobs/{id}/events               server-sent events; resume with Last-Event-ID
+    POST /jobs/{id}/cancel               stop a queued or running job
+    GET  /jobs/{id}/mesh                 mesh.npz (vertices, faces, uvs)
+    GET  /jobs/{id}/texture              texture.png
+    GET  /jobs/{id}/frames/{index}       float32 little-endian vertex positions, N x 3 (header X-Lim4d-Shape)
+    GET  /jobs/{id}/files/{name}         manifest.json, animation.glb, preview.png, preview.mp4
+    GET  /jobs/{id}/log                  the worker's log (text)
+    DELETE /jobs/{id}                    remove a finished job and its files
+
+The backend's first line on stdout is one JSON object: {"lim4d": "listening", "url": ..., "address": ...,
+"token": ... (only when it made one), "pid": ...}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+API_VERSION = 1
+LISTENING = "listening"
+SHAPE_HEADER = "X-Lim4d-Shape"
+
+
+class JobState:
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ALL = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
+    TERMINAL = (DONE, FAILED, CANCELLED)
+
+
+class Event:
+    """Event types in a job's stream, in the order they can appear."""
+
+    QUEUED = "queued"  # {}
+    STARTED = "started"  # {}
+    STAGE = "stage"  # {"stage": name, "fraction": 0..1, "eta_s": seconds or null}
+    LOG = "log"  # {"message": text}
+    MESH = "mesh"  # {"vertices": n, "faces": n, "frames": n, "fps": f, "times": [...]}: mesh and texture ready
+    FRAME = "frame"  # {"frame": i, "position": input-frame position, "fraction", "eta_s"}: frame i ready
+    DONE = "done"  # {"frames": n}
+    FAILED = "failed"  # {"error": reason, "frames": n finished}
+    CANCELLED = "cancelled"  # {"frames": n finished}
+    TERMINAL = (DONE, FAILED, CANCELLED)
+
+
+STAGES = ("decode", "lrm_lim", "marching_cubes", "decimation", "uv", "texture", "tracking", "gaussians", "outputs")
+
+# quality preset -> reconstruction settings (faces, texture size, mesh grid, whether to write 4D Gaussians)
+QUALITY_PRESETS: dict[str, dict[str, int | bool]] = {
+    "preview": {"target_faces": 3000, "texture_size": 256, "grid": 64, "gaussians": False},
+    "final": {"target_faces": 8000, "texture_size": 512, "grid": 96, "gaussians": True},
+}
+RESULT_FILES = ("manifest.json", "animation.glb", "preview.png", "preview.mp4", "texture.png", "mesh.npz")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one job may ask of the backend; anything beyond is refused with a 4xx before work starts."""
+
+    max_upload_bytes: int = 2 * 1024**3
+    max_resolution: int = 4096  # pixels along either side of an input video
+    max_frames: int = 2048  # input frames in the chosen range
+    max_output_frames: int = 8192  # output frames after retiming
+    max_duration_s: float = 3600.0
+    max_views: int = 16
+    max_texture: int = 4096
+    max_faces: int = 200_000
+
+
+JOB_REQUEST_FIELDS = ("clip", "views", "cameras", "frame_start", "frame_end", "stride", "retime", "times",
+                      "quality", "texture_size", "faces")

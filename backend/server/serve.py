@@ -1,0 +1,115 @@
+"""`python -m backend serve`: bind, print where (one JSON line), serve until stopped or the parent dies."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import secrets
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import uvicorn
+
+from backend.protocol import LISTENING, Limits
+from backend.server.app import ServerConfig, create_app
+from backend.server.jobs import JobRunner, JobStore
+
+MIN_TOKEN_LENGTH = 16
+
+
+def default_jobs_folder() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lim4d" / "jobs"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_or_make_token(token_file: str | None) -> tuple[str, bool]:
+    """(token, made_here). A token file is read, or created (mode 0600) with a fresh token when absent."""
+    if token_file is None:
+        return secrets.token_urlsafe(32), True
+    path = Path(token_file)
+    if path.is_file():
+        token = path.read_text().strip()
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise SystemExit(f"{path}: a token needs at least {MIN_TOKEN_LENGTH} characters")
+        return token, False
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token + "\n")
+    return token, False
+
+
+def watch_parent(pid: int, server: uvicorn.Server) -> None:
+    """Ask the server to stop as soon as the process that started us (Blender) is gone."""
+    def watch() -> None:
+        while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+            time.sleep(0.5)
+        server.should_exit = True
+
+    threading.Thread(target=watch, name="lim4d-parent", daemon=True).start()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (loopback unless --allow-remote)")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on the first line)")
+    parser.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
+    parser.add_argument("--token-file", default=None, help="read the token from here (created when absent)")
+    parser.add_argument("--jobs", default=None, help=f"job folders (default {default_jobs_folder()})")
+    parser.add_argument("--checkpoints", default="backend/checkpoints")
+    parser.add_argument("--allowed-root", action="append", default=[], help="only read inputs under these folders")
+    parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process dies")
+    parser.add_argument("--max-frames", type=int, default=Limits.max_frames)
+    parser.add_argument("--max-resolution", type=int, default=Limits.max_resolution)
+    parser.add_argument("--max-upload-mb", type=int, default=Limits.max_upload_bytes // 2**20)
+
+
+def serve(args: argparse.Namespace) -> int:
+    if not is_loopback(args.host) and not (args.allow_remote and args.token_file):
+        print(f"refusing to bind {args.host}: other machines could reach the backend. Pass --allow-remote and "
+              "--token-file (the token the remote add-on will use) to serve beyond this machine.", file=sys.stderr)
+        return 2
+    token, made_here = read_or_make_token(args.token_file)
+    store = JobStore(Path(args.jobs) if args.jobs else default_jobs_folder())
+    checkpoints = Path(args.checkpoints).resolve()
+    runner = JobRunner(store, checkpoints)
+    limits = Limits(max_frames=args.max_frames, max_resolution=args.max_resolution,
+                    max_upload_bytes=args.max_upload_mb * 2**20)
+    config = ServerConfig(store.root, checkpoints, token, limits, [Path(r).resolve() for r in args.allowed_root])
+    app = create_app(config, runner)
+
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(64)
+    host, port = sock.getsockname()[:2]
+    address = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+    line = {"lim4d": LISTENING, "address": address, "url": f"http://{address}", "pid": os.getpid(), "jobs": str(store.root)}
+    if made_here:
+        line["token"] = token
+    print(json.dumps(line), flush=True)
+
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+    if args.parent_pid:
+        watch_parent(args.parent_pid, server)
+    runner.start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        runner.shutdown()
+    return 0

@@ -1,0 +1,109 @@
+"""Check a job request before any work starts: paths, allowed roots, every video probed against the limits.
+
+Each problem is a ``RequestError`` carrying the HTTP status it deserves (400 bad input, 403 outside the
+allowed roots, 413 too large) and a message that names the file and the limit.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from backend.io.clip_source import camera_from_json, cameras_from_file
+from backend.io.video import VideoError, probe_video
+from backend.pipeline import output_positions
+from backend.protocol import Limits
+
+
+class RequestError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def check_path(raw: str, allowed_roots: list[Path], what: str) -> Path:
+    """An absolute, resolved path inside one of the allowed roots (any path when none are configured)."""
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        raise RequestError(400, f"{what} {raw!r}: give an absolute path")
+    path = path.resolve()
+    if allowed_roots and not any(path.is_relative_to(root) for root in allowed_roots):
+        raise RequestError(403, f"{what} {raw!r}: outside the backend's allowed folders")
+    if not path.exists():
+        raise RequestError(400, f"{what} {raw!r}: no such file or folder")
+    return path
+
+
+def check_video(path: Path, limits: Limits) -> int:
+    """Probe one video against the limits; returns its frame count."""
+    try:
+        info = probe_video(path)
+    except VideoError as error:
+        raise RequestError(400, str(error)) from None
+    if max(info.width, info.height) > limits.max_resolution:
+        raise RequestError(413, f"{path.name}: {info.width}x{info.height} exceeds the limit of {limits.max_resolution} "
+                                "pixels a side")
+    if info.duration_s > limits.max_duration_s:
+        raise RequestError(413, f"{path.name}: {info.duration_s:.0f} s exceeds the limit of {limits.max_duration_s:.0f} s")
+    return info.frames
+
+
+def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[Path]) -> dict[str, Any]:
+    """The request with resolved paths and cameras checked, or a RequestError."""
+    request = dict(request)
+    videos: list[Path] = []
+    if request.get("clip"):
+        if request.get("views"):
+            raise RequestError(400, "give either a clip folder or views, not both")
+        clip = check_path(request["clip"], allowed_roots, "clip")
+        if not (clip / "cameras.json").is_file():
+            raise RequestError(400, f"clip {request['clip']!r}: not a clip folder (no cameras.json)")
+        try:
+            entries = json.loads((clip / "cameras.json").read_text()).get("views") or []
+            videos = [check_path(str(clip / e["video"]), [clip], "clip view") for e in entries]
+            cameras = [camera_from_json(e) for e in entries]
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise RequestError(400, f"clip {request['clip']!r}: bad cameras.json ({error})") from None
+        request["clip"] = str(clip)
+    elif request.get("views"):
+        videos = [check_path(v, allowed_roots, "view") for v in request["views"]]
+        request["views"] = [str(v) for v in videos]
+        try:
+            if request.get("cameras_file"):
+                cameras = cameras_from_file(check_path(request.pop("cameras_file"), allowed_roots, "cameras_file"))
+                request["cameras"] = [c.to_dict() for c in cameras]
+            else:
+                cameras = [camera_from_json(c) for c in request.get("cameras") or []]
+        except ValueError as error:
+            raise RequestError(400, str(error)) from None
+    else:
+        raise RequestError(400, "give a clip folder (clip) or one video per camera (views + cameras)")
+    if not videos:
+        raise RequestError(400, "the request names no videos")
+    if len(videos) > limits.max_views:
+        raise RequestError(413, f"{len(videos)} views exceed the limit of {limits.max_views}")
+    if len(cameras) != len(videos):
+        raise RequestError(400, f"{len(videos)} video(s) need {len(videos)} camera(s), got {len(cameras)}")
+    frames = min(check_video(v, limits) for v in videos)
+
+    start = request.get("frame_start") or 0
+    end = request.get("frame_end")
+    if start >= frames:
+        raise RequestError(400, f"frame_start {start} is past the clip's end ({frames} frames)")
+    end = frames if end is None else min(end, frames)
+    if end <= start:
+        raise RequestError(400, f"frame range [{start}, {end}) is empty")
+    if end - start > limits.max_frames:
+        raise RequestError(413, f"{end - start} frames exceed the limit of {limits.max_frames} (choose a frame range)")
+    if (request.get("texture_size") or 0) > limits.max_texture:
+        raise RequestError(413, f"texture_size exceeds the limit of {limits.max_texture}")
+    if (request.get("faces") or 0) > limits.max_faces:
+        raise RequestError(413, f"faces exceeds the limit of {limits.max_faces}")
+    try:
+        count = len(output_positions(end - start, request.get("retime") or 1.0, request.get("times")))
+    except ValueError as error:
+        raise RequestError(400, str(error)) from None
+    if count > limits.max_output_frames:
+        raise RequestError(413, f"{count} output frames exceed the limit of {limits.max_output_frames}")
+    return request
