@@ -170,7 +170,7 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
     with progress.stage("outputs"):
         quality = mesh_quality(tracked, faces)
         write_morph_glb(out / "animation.glb", tracked, faces, clip.fps, uvs=atlas.uvs, texture=texture)
-        _preview(lrm, geometry.planes, clip, out / "preview.png")
+        _preview(lrm, geometry.planes, positions, clip, out / "preview.png")
         manifest = {
             "format": "lim4d-job", "version": 1, "fps": clip.fps, "frame_count": len(positions),
             "positions": positions.tolist(), "times": [float(t) for t in geometry.times], "keyframes": keys,
@@ -240,8 +240,8 @@ def write_gaussians(out: Path, tracked: np.ndarray, faces: np.ndarray, uvs: np.n
     write_mp4(out / "preview.mp4", np.stack(frames), fps)
 
 
-def _preview(lrm, planes: list[torch.Tensor], clip: ClipFolder, path: Path) -> None:
-    """Input view 0 (top) over the reconstruction rendered from it (bottom) at up to 8 frames."""
+def _preview(lrm, planes: list[torch.Tensor], positions: np.ndarray, clip: ClipFolder, path: Path) -> None:
+    """Input view 0 (top, nearest input frame) over the reconstruction rendered from it (bottom) at up to 8 frames."""
     config = lrm.config
     camera = clip.cameras[0].resized(config.image_size, config.image_size)
     columns = np.unique(np.linspace(0, len(planes) - 1, min(8, len(planes))).round().astype(int))
@@ -251,7 +251,7 @@ def _preview(lrm, planes: list[torch.Tensor], clip: ClipFolder, path: Path) -> N
             image = render_views(lambda p, f=f: lrm.decoder(planes[f], p), [camera], config.bound,
                                  config.coarse_samples, config.fine_samples)["rgb"][0].clamp(0, 1).numpy()
         bottom.append((image * 255).round().astype(np.uint8))
-        top.append(np.asarray(Image.fromarray(clip.frames[0, f]).resize((config.image_size,) * 2)))
+        top.append(np.asarray(Image.fromarray(clip.frames[0, round(positions[f])]).resize((config.image_size,) * 2)))
     Image.fromarray(np.concatenate([np.concatenate(top, 1), np.concatenate(bottom, 1)], 0)).save(path)
 
 

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -22,3 +23,29 @@ def shared_assets() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/data/assets is not present")
     return path
+
+
+class Backend:
+    """A real `python -m backend serve` process on loopback, with its URL and token."""
+
+    def __init__(self, jobs: Path, *extra: str, checkpoints: Path | None = None) -> None:
+        self.jobs = jobs
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        command = [sys.executable, "-m", "backend", "serve", "--port", "0", "--jobs", str(jobs),
+                   "--checkpoints", str(checkpoints or REPO / "backend" / "checkpoints"), *extra]
+        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = self.process.stdout.readline()
+        if not first:
+            raise RuntimeError(f"the backend did not start: {self.process.stderr.read()[-2000:]}")
+        self.info = json.loads(first)
+        self.url, self.token = self.info["url"], self.info.get("token")
+        self.headers = {"Authorization": f"Bearer {self.token}"}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -66,8 +66,9 @@ class VideoInfo:
     codec: str
 
 
-def probe_video(path: str | Path) -> VideoInfo:
-    """Size, length and codec of a clip, checked by decoding its first frame (cheap, no full decode)."""
+def probe_video(path: str | Path, decode: bool = True) -> VideoInfo:
+    """Size, length and codec of a clip from its headers; with ``decode``, also decode its first frame
+    (cheap, no full decode). Check the size before decoding anything huge."""
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"{path}: no such file")
@@ -78,9 +79,10 @@ def probe_video(path: str | Path) -> VideoInfo:
             if not container.streams.video:
                 raise VideoError(f"{path}: no video stream")
             stream = container.streams.video[0]
-            codec = stream.codec_context.name if stream.codec_context is not None else ""
+            if stream.codec_context is None:
+                tag = getattr(stream, "codec_tag", "") or "?"
+                raise VideoError(f"{path}: unknown or unsupported video codec ({tag})")
             fps = float(stream.average_rate or stream.guessed_rate or 0) or 24.0
-            width, height = int(stream.codec_context.width), int(stream.codec_context.height)
             if stream.duration is not None and stream.time_base is not None:
                 duration = float(stream.duration * stream.time_base)
             elif container.duration is not None:
@@ -88,11 +90,14 @@ def probe_video(path: str | Path) -> VideoInfo:
             else:
                 duration = 0.0
             frames = int(stream.frames) or max(1, round(duration * fps))
-            first = next(container.decode(stream), None)
+            info = VideoInfo(int(stream.codec_context.width), int(stream.codec_context.height), frames, fps, duration,
+                             stream.codec_context.name)
+            if decode:
+                first = next(container.decode(stream), None)
+                if first is None:
+                    raise VideoError(f"{path}: the clip has no frames")
+                if not info.width:
+                    info = VideoInfo(first.width, first.height, frames, fps, duration, info.codec)
     except av.FFmpegError as error:
         raise VideoError(f"{path}: cannot decode ({error})") from None
-    except (StopIteration, AttributeError, ValueError) as error:
-        raise VideoError(f"{path}: cannot decode ({error})") from None
-    if first is None:
-        raise VideoError(f"{path}: the clip has no frames")
-    return VideoInfo(width or first.width, height or first.height, frames, fps, duration, codec)
+    return info

@@ -38,7 +38,7 @@ def check_path(raw: str, allowed_roots: list[Path], what: str) -> Path:
 def check_video(path: Path, limits: Limits) -> int:
     """Probe one video against the limits; returns its frame count."""
     try:
-        info = probe_video(path)
+        info = probe_video(path, decode=False)
     except VideoError as error:
         raise RequestError(400, str(error)) from None
     if max(info.width, info.height) > limits.max_resolution:
@@ -46,6 +46,10 @@ def check_video(path: Path, limits: Limits) -> int:
                                 "pixels a side")
     if info.duration_s > limits.max_duration_s:
         raise RequestError(413, f"{path.name}: {info.duration_s:.0f} s exceeds the limit of {limits.max_duration_s:.0f} s")
+    try:
+        probe_video(path, decode=True)
+    except VideoError as error:
+        raise RequestError(400, str(error)) from None
     return info.frames
 
 

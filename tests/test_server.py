@@ -1,0 +1,315 @@
+"""The backend service as the add-on sees it: a real `serve` process on loopback, real world clips.
+
+Life cycle and streaming, resuming events, cancel within 2 s, kill -9 and restart, tokens, and bad
+inputs that must each get a clear 4xx while the server keeps serving.
+"""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+import psutil
+import pytest
+
+from backend.io.video import write_mp4
+from backend.protocol import SHAPE_HEADER, Event
+from conftest import REPO, Backend, run_backend
+
+
+def sse_events(client: httpx.Client, url: str, headers: dict, last_id: int | None = None, limit: int | None = None):
+    """Parsed server-sent events, in order; stops after ``limit`` events (dropping the connection) or the end."""
+    headers = {**headers, **({"Last-Event-ID": str(last_id)} if last_id is not None else {})}
+    events = []
+    with client.stream("GET", url, headers=headers, timeout=120) as response:
+        assert response.status_code == 200
+        fields: dict[str, str] = {}
+        for line in response.iter_lines():
+            if line.startswith(":"):
+                continue
+            if line == "":
+                if fields:
+                    event = json.loads(fields["data"])
+                    assert int(fields["id"]) == event["id"] and fields["event"] == event["type"]
+                    events.append(event)
+                    fields = {}
+                    if limit is not None and len(events) >= limit:
+                        break
+                continue
+            key, _, value = line.partition(": ")
+            fields[key] = value
+    return events
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("server") / "clip"
+    done = run_backend("world", "--seed", "1000003", "--views", "3", "--frames", "6", "--size", "64", "--out", str(folder))
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory):
+    server = Backend(tmp_path_factory.mktemp("jobs"))
+    yield server
+    server.stop()
+
+
+def create(client: httpx.Client, backend: Backend, **request) -> dict:
+    response = client.post(f"{backend.url}/jobs", json=request, headers=backend.headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def wait_for(client: httpx.Client, backend: Backend, job_id: str, kind: str, count: int = 1) -> list[dict]:
+    """Follow a job's events until ``count`` events of ``kind`` have arrived."""
+    seen = []
+    for event in _follow(client, backend, job_id):
+        seen.append(event)
+        if sum(e["type"] == kind for e in seen) >= count:
+            return seen
+    raise AssertionError(f"the job ended before {count} {kind} event(s): {[e['type'] for e in seen]}")
+
+
+def _follow(client: httpx.Client, backend: Backend, job_id: str):
+    headers = backend.headers
+    with client.stream("GET", f"{backend.url}/jobs/{job_id}/events", headers=headers, timeout=300) as response:
+        fields: dict[str, str] = {}
+        for line in response.iter_lines():
+            if line == "" and fields:
+                yield json.loads(fields["data"])
+                fields = {}
+            elif line and not line.startswith(":"):
+                key, _, value = line.partition(": ")
+                fields[key] = value
+
+
+def test_job_life_cycle_streams_frames_in_order_and_resumes(backend: Backend, clip: Path) -> None:
+    with httpx.Client() as client:
+        job = create(client, backend, clip=str(clip), quality="preview", stride=2)
+        events_url = f"{backend.url}/jobs/{job['id']}/events"
+        first = sse_events(client, events_url, backend.headers, limit=4)  # then the connection drops
+        rest = sse_events(client, events_url, backend.headers, last_id=first[-1]["id"])
+        events = first + rest
+        assert [e["id"] for e in events] == list(range(len(events)))  # no gap, no repeat across the reconnect
+        kinds = [e["type"] for e in events]
+        assert kinds[:2] == [Event.QUEUED, Event.STARTED] and kinds[-1] == Event.DONE
+        frames = [e for e in events if e["type"] == Event.FRAME]
+        assert [e["frame"] for e in frames] == list(range(6))
+        assert kinds.index(Event.MESH) < kinds.index(Event.FRAME)  # mesh first, then frames as they finish
+        fractions = [e["fraction"] for e in events if "fraction" in e]
+        assert fractions == sorted(fractions) and 0.9 < fractions[-1] <= 1.0
+        stages = [e["stage"] for e in events if e["type"] == Event.STAGE]
+        assert stages[:3] == ["decode", "lrm_lim", "marching_cubes"] and "tracking" in stages
+
+        status = client.get(f"{backend.url}/jobs/{job['id']}", headers=backend.headers).json()
+        assert status["state"] == "done" and status["frames_done"] == 6
+        mesh = np.load(io.BytesIO(client.get(f"{backend.url}/jobs/{job['id']}/mesh", headers=backend.headers).content))
+        n = len(mesh["vertices"])
+        for index in range(6):
+            response = client.get(f"{backend.url}/jobs/{job['id']}/frames/{index}", headers=backend.headers)
+            assert response.headers[SHAPE_HEADER] == f"{n},3"
+            vertices = np.frombuffer(response.content, dtype="<f4").reshape(n, 3)
+            if index == 0:
+                np.testing.assert_array_equal(vertices, mesh["vertices"])
+            assert np.isfinite(vertices).all()
+        texture = client.get(f"{backend.url}/jobs/{job['id']}/texture", headers=backend.headers)
+        assert texture.content[:8] == b"\x89PNG\r\n\x1a\n"
+        manifest = client.get(f"{backend.url}/jobs/{job['id']}/files/manifest.json", headers=backend.headers).json()
+        assert manifest["frame_count"] == 6 and manifest["keyframes"] == [0, 2, 4, 5]
+        listed = client.get(f"{backend.url}/jobs", headers=backend.headers).json()
+        assert job["id"] in [j["id"] for j in listed]
+
+
+def test_retime_streams_sub_frame_in_betweens(backend: Backend, clip: Path) -> None:
+    with httpx.Client() as client:
+        job = create(client, backend, clip=str(clip), quality="preview", frame_start=1, frame_end=4, retime=2)
+        events = sse_events(client, f"{backend.url}/jobs/{job['id']}/events", backend.headers)
+        positions = [e["position"] for e in events if e["type"] == Event.FRAME]
+        assert positions == [0.0, 0.5, 1.0, 1.5, 2.0]  # 3 input frames, an in-between after each
+        assert events[-1]["type"] == Event.DONE
+
+
+def test_cancel_stops_a_running_job_within_two_seconds(backend: Backend, clip: Path) -> None:
+    with httpx.Client() as client:
+        job = create(client, backend, clip=str(clip), quality="final", retime=4)
+        wait_for(client, backend, job["id"], Event.FRAME)
+        started = time.monotonic()
+        response = client.post(f"{backend.url}/jobs/{job['id']}/cancel", headers=backend.headers)
+        elapsed = time.monotonic() - started
+        assert response.status_code == 200 and response.json()["state"] == "cancelled", response.text
+        assert elapsed < 2.0
+        events = sse_events(client, f"{backend.url}/jobs/{job['id']}/events", backend.headers)
+        assert events[-1]["type"] == Event.CANCELLED and events[-1]["frames"] >= 1
+        kept = client.get(f"{backend.url}/jobs/{job['id']}/frames/0", headers=backend.headers)
+        assert kept.status_code == 200  # finished frames stay
+        again = client.post(f"{backend.url}/jobs/{job['id']}/cancel", headers=backend.headers)
+        assert again.status_code == 409
+
+
+def test_killed_backend_restarts_with_an_honest_state(tmp_path: Path, clip: Path) -> None:
+    jobs = tmp_path / "jobs"
+    server = Backend(jobs)
+    try:
+        with httpx.Client() as client:
+            job = create(client, server, clip=str(clip), quality="final", retime=4)
+            wait_for(client, server, job["id"], Event.FRAME, count=2)
+            worker = [p for p in psutil.Process(server.process.pid).children(recursive=True)]
+            os.kill(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+            _, alive = psutil.wait_procs(worker, timeout=5)
+            assert not alive, "the worker outlived its server"
+    finally:
+        server.stop()
+    restarted = Backend(jobs)
+    try:
+        with httpx.Client() as client:
+            status = client.get(f"{restarted.url}/jobs/{job['id']}", headers=restarted.headers).json()
+            assert status["state"] == "failed" and "stopped" in status["error"]
+            assert status["frames_done"] >= 2
+            for index in range(status["frames_done"]):
+                frame = client.get(f"{restarted.url}/jobs/{job['id']}/frames/{index}", headers=restarted.headers)
+                assert frame.status_code == 200
+            events = sse_events(client, f"{restarted.url}/jobs/{job['id']}/events", restarted.headers)
+            assert events[-1]["type"] == Event.FAILED
+    finally:
+        restarted.stop()
+
+
+def test_every_route_needs_the_token(backend: Backend) -> None:
+    with httpx.Client() as client:
+        schema = client.get(f"{backend.url}/openapi.json", headers=backend.headers).json()
+        routes = [(m.upper(), p.replace("{job_id}", "0" * 32).replace("{index}", "0").replace("{name}", "preview.png"))
+                  for p, ops in schema["paths"].items() for m in ops]
+        assert len(routes) >= 12
+        for method, path in [*routes, ("GET", "/openapi.json"), ("GET", "/docs")]:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": backend.token}):
+                response = client.request(method, backend.url + path, headers=headers)
+                assert response.status_code == 401, (method, path, headers)
+        assert client.get(f"{backend.url}/health", headers=backend.headers).status_code == 200
+
+
+def _bad_inputs(folder: Path) -> dict[str, Path]:
+    folder.mkdir()
+    good = folder / "good.mp4"
+    write_mp4(good, np.full((4, 32, 32, 3), 128, np.uint8), 24)
+    files = {"truncated": folder / "truncated.mp4", "empty": folder / "empty.mp4", "text": folder / "notes.mp4",
+             "huge": folder / "huge.mkv", "unknown_codec": folder / "unknown.avi"}
+    files["truncated"].write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("this is not a video\n" * 50)
+    with av.open(str(files["huge"]), "w") as container:  # 10000 x 10000, one frame (MJPEG: cheap to write)
+        stream = container.add_stream("mjpeg", rate=24)
+        stream.width = stream.height = 10000
+        stream.pix_fmt = "yuvj420p"
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((10000, 10000, 3), np.uint8), format="rgb24")))
+        container.mux(stream.encode())
+    with av.open(str(folder / "mjpeg.avi"), "w") as container:
+        stream = container.add_stream("mjpeg", rate=24)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuvj420p"
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")))
+        container.mux(stream.encode())
+    files["unknown_codec"].write_bytes((folder / "mjpeg.avi").read_bytes().replace(b"MJPG", b"ZZZZ"))
+    return files
+
+
+def test_bad_inputs_get_clear_4xx_and_the_server_keeps_serving(backend: Backend, clip: Path, tmp_path: Path) -> None:
+    files = _bad_inputs(tmp_path / "bad")
+    camera = json.loads((clip / "cameras.json").read_text())["views"][0]["camera"]
+    expected = {"truncated": (400, "cannot decode"), "empty": (400, "empty"), "text": (400, "cannot decode"),
+                "huge": (413, "10000x10000"), "unknown_codec": (400, "codec")}
+    escape = tmp_path / "escape"
+    escape.mkdir()
+    (escape / "cameras.json").write_text(json.dumps({"format": "lim4d-clip", "fps": 24,
+                                                     "views": [{"video": "../../../../etc/hostname", "camera": camera}]}))
+    with httpx.Client() as client:
+        for name, (status, words) in expected.items():
+            response = client.post(f"{backend.url}/jobs", headers=backend.headers,
+                                   json={"views": [str(files[name])], "cameras": [camera]})
+            assert response.status_code == status, (name, response.text)
+            assert words in response.json()["detail"], (name, response.text)
+        requests = {
+            "path traversal out of a clip folder": ({"clip": str(escape)}, 403, 400),
+            "relative path": ({"views": ["../clip/view_00.mp4"], "cameras": [camera]}, 400, 400),
+            "missing file": ({"views": [str(tmp_path / "nope.mp4")], "cameras": [camera]}, 400, 400),
+            "absurd frame range": ({"clip": str(clip), "frame_start": 5_000_000}, 400, 400),
+            "absurd frame count": ({"clip": str(clip), "frame_end": 10**9}, 422, 422),
+            "absurd retime": ({"clip": str(clip), "retime": 1e9}, 422, 422),
+            "times outside the clip": ({"clip": str(clip), "times": [0, 99]}, 400, 400),
+            "camera count": ({"views": [str(clip / "view_00.mp4")], "cameras": []}, 400, 400),
+            "not a camera": ({"views": [str(clip / "view_00.mp4")], "cameras": [{"K": "x"}]}, 400, 400),
+            "unknown field": ({"clip": str(clip), "shell": "rm -rf /"}, 422, 422),
+        }
+        for what, (body, low, high) in requests.items():
+            response = client.post(f"{backend.url}/jobs", headers=backend.headers, json=body)
+            assert low <= response.status_code <= high or response.status_code in (400, 403), (what, response.text)
+            assert 400 <= response.status_code < 500 and response.json()["detail"], (what, response.text)
+        assert client.get(f"{backend.url}/jobs/..%2F..%2Fetc", headers=backend.headers).status_code == 404
+        assert client.get(f"{backend.url}/jobs/{'0' * 32}/files/..%2Fjob.json", headers=backend.headers).status_code == 404
+        # the same checks on uploads
+        upload = client.post(f"{backend.url}/jobs/upload", headers=backend.headers,
+                             data={"request": json.dumps({"quality": "preview"})},
+                             files=[("cameras", ("cameras.json", json.dumps([camera]), "application/json")),
+                                    ("views", ("clip.mp4", files["truncated"].read_bytes(), "video/mp4"))])
+        assert upload.status_code == 400 and "cannot decode" in upload.json()["detail"]
+        assert client.get(f"{backend.url}/health", headers=backend.headers).status_code == 200
+
+
+def test_upload_runs_a_job_from_files_sent_over_http(backend: Backend, clip: Path) -> None:
+    entries = json.loads((clip / "cameras.json").read_text())["views"]
+    with httpx.Client() as client:
+        response = client.post(f"{backend.url}/jobs/upload", headers=backend.headers,
+                               data={"request": json.dumps({"quality": "preview", "frame_end": 3})},
+                               files=[("cameras", ("cameras.json", json.dumps({"views": entries}), "application/json")),
+                                      *[("views", (e["video"], (clip / e["video"]).read_bytes(), "video/mp4")) for e in entries]])
+        assert response.status_code == 201, response.text
+        events = sse_events(client, f"{backend.url}/jobs/{response.json()['id']}/events", backend.headers)
+        assert events[-1]["type"] == Event.DONE and sum(e["type"] == Event.FRAME for e in events) == 3
+
+
+def test_refuses_other_addresses_without_flag_and_token(tmp_path: Path) -> None:
+    done = run_backend("serve", "--host", "0.0.0.0", "--port", "0", "--jobs", str(tmp_path), timeout=60)
+    assert done.returncode == 2 and "--allow-remote" in done.stderr
+
+
+def test_exits_when_its_parent_dies(tmp_path: Path) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    server = Backend(tmp_path / "jobs", "--parent-pid", str(parent.pid))
+    try:
+        parent.kill()
+        parent.wait()
+        server.process.wait(timeout=15)
+    finally:
+        server.stop()
+    assert server.process.returncode is not None
+
+
+def test_token_file_is_made_private_and_reused(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    first = Backend(tmp_path / "jobs", "--token-file", str(token_file))
+    first.stop()
+    assert "token" not in first.info and token_file.stat().st_mode & 0o777 == 0o600
+    second = Backend(tmp_path / "jobs", "--token-file", str(token_file))
+    try:
+        headers = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+        assert httpx.get(f"{second.url}/health", headers=headers).status_code == 200
+    finally:
+        second.stop()
+
+
+def test_extension_and_backend_versions_agree() -> None:
+    import tomllib
+
+    from backend import __version__
+
+    manifest = tomllib.loads((REPO / "blender_manifest.toml").read_text())
+    assert manifest["version"] == __version__
