@@ -51,6 +51,10 @@ def _bench(args: argparse.Namespace) -> int:
         from backend.bench.speed import run as run_speed
 
         run_speed(args.config.split(","), args.device or "cpu", Path(args.results), json_path)
+    elif args.what == "service":
+        from backend.bench.service import run as run_service
+
+        run_service(parse_seeds(args.seeds)[0], args.frames, args.jobs, json_path, Path(args.results))
     return 0
 
 
@@ -130,13 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     world.set_defaults(handler=_world)
 
     bench = commands.add_parser("bench", help="benchmarks; results go to benchmarks/RESULTS.md")
-    bench.add_argument("what", choices=["world", "interp", "speed", "track", "canonical"])
+    bench.add_argument("what", choices=["world", "interp", "speed", "track", "canonical", "service"])
     bench.add_argument("--seeds", default="1000000-1000007", help="evaluation seeds, A-B or a,b,c")
     bench.add_argument("--config", default="tiny", help="model config (speed: comma-separated list)")
     bench.add_argument("--checkpoints", default="backend/checkpoints", help="interp: folder with lrm/, lim/, lim_no_causal/")
     bench.add_argument("--device", default=None, help="speed: cpu or cuda")
     bench.add_argument("--gltf", nargs="*", default=None, help="interp: evaluate on these animated glTF assets instead")
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    bench.add_argument("--jobs", type=int, default=20, help="service: consecutive jobs of the soak")
+    bench.add_argument("--frames", type=int, default=12, help="service: frames per job")
     bench.add_argument("--results", default="benchmarks/RESULTS.md")
     bench.set_defaults(handler=_bench)
 
