@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import bpy
 
 # The preferences belong to the extension package (the repository root), one level above us.
@@ -23,6 +26,10 @@ class Lim4dPreferences(bpy.types.AddonPreferences):
         name="Backend Python", subtype="FILE_PATH",
         description="Python executable of the backend environment (with torch installed)",
     )
+    checkpoints: bpy.props.StringProperty(
+        name="Checkpoints", subtype="DIR_PATH",
+        description="Folder with lrm/, lim/, lrm_canonical/, lim_canonical/ (empty: the bundled tiny models)",
+    )
     remote_url: bpy.props.StringProperty(name="URL", default="http://127.0.0.1:8765")
     remote_token: bpy.props.StringProperty(name="Token", subtype="PASSWORD")
 
@@ -31,9 +38,23 @@ class Lim4dPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "backend_mode", expand=True)
         if self.backend_mode == "LOCAL":
             layout.prop(self, "python_path")
+            layout.prop(self, "checkpoints")
+            row = layout.row()
+            row.operator("lim4d.create_environment", icon="CONSOLE")
+            row.operator("lim4d.show_log", icon="TEXT")
         else:
             layout.prop(self, "remote_url")
             layout.prop(self, "remote_token")
+
+
+def cache_folder() -> Path:
+    """Jobs, the backend's token and log: the extension's user folder (kept across updates), else a temp folder."""
+    try:
+        return Path(bpy.utils.extension_path_user(EXTENSION_PACKAGE, path="cache", create=True))
+    except (ValueError, AttributeError, OSError):
+        folder = Path(tempfile.gettempdir()) / "lim4d"
+        folder.mkdir(exist_ok=True)
+        return folder
 
 
 def get(context: bpy.types.Context) -> Lim4dPreferences | None:

@@ -124,7 +124,7 @@ class Client:
                     yield event
                     if event["type"] in Event.TERMINAL:
                         return
-                return
+                raise ConnectionError("the stream closed before the job ended")
             except (OSError, http.client.HTTPException) as error:
                 failures += 1
                 if failures > retries:

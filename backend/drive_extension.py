@@ -1,0 +1,181 @@
+"""Drive the real, installed lim4d extension inside Blender on a multi-view clip folder (tests and the demo).
+
+Run in a Blender Python process (bpy as a module, or `blender -b --python`), never imported by the backend:
+
+    python -m backend.drive_extension '{"archive": ZIP, "python": BACKEND_PYTHON, "clip": DIR, "out": DIR, ...}'
+
+It installs the built zip into the user extension repository (BLENDER_USER_RESOURCES decides where),
+enables it, binds a Blender camera to each of the clip's views, presses Reconstruct, pumps the drain
+function until the job ends (timers do not fire in bpy-as-module), and writes a JSON report of what it
+found: shape keys, scrubbing error against the streamed frames, UVs, texture, exports re-imported. With
+"kill_backend" it also kills the backend mid-job and retries; with "reopen" it saves mid-import, reopens
+the .blend and lets the add-on finish the import.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+PACKAGE = "bl_ext.user_default.lim4d"
+
+
+def module(name: str):
+    return sys.modules[f"{PACKAGE}.addon.{name}"]
+
+
+def install(archive: str, python: str, checkpoints: str | None) -> None:
+    bpy.ops.extensions.package_install_files(repo="user_default", filepath=archive, enable_on_install=True)
+    if PACKAGE not in bpy.context.preferences.addons:
+        raise RuntimeError("the extension did not enable")
+    prefs = bpy.context.preferences.addons[PACKAGE].preferences
+    prefs.backend_mode, prefs.python_path = "LOCAL", python
+    if checkpoints:
+        prefs.checkpoints = checkpoints
+
+
+def bind_clip(clip_folder: Path) -> None:
+    """A Blender camera per view, placed as the clip's cameras.json says, each bound to its movie clip."""
+    from backend.io.cameras import Camera
+
+    scene = bpy.context.scene
+    settings = scene.lim4d
+    settings.mode = "MULTI"
+    settings.bindings.clear()
+    for index, view in enumerate(json.loads((clip_folder / "cameras.json").read_text())["views"]):
+        data = Camera.from_dict(view["camera"]).to_blender()
+        camera = bpy.data.cameras.new(f"view_{index:02d}")
+        camera.lens, camera.sensor_width, camera.sensor_fit = data["lens"], data["sensor_width"], data["sensor_fit"]
+        camera.shift_x, camera.shift_y = data["shift_x"], data["shift_y"]
+        obj = bpy.data.objects.new(f"view_{index:02d}", camera)
+        obj.matrix_world = Matrix(np.asarray(data["matrix_world"]).tolist())  # rows; a plain list would be columns
+        scene.collection.objects.link(obj)
+        binding = settings.bindings.add()
+        binding.camera = obj
+        binding.clip = bpy.data.movieclips.load(str(clip_folder / view["video"]))
+    scene.render.resolution_x, scene.render.resolution_y = data["width"], data["height"]
+    scene.camera = scene.collection.objects[0]
+
+
+def pump(until: float = 600.0, stop_when=None) -> None:
+    """Call the add-on's drain as its timer would, until the import ends (or ``stop_when()``)."""
+    operators = module("operators")
+    deadline = time.monotonic() + until
+    while time.monotonic() < deadline:
+        busy = operators.drain()
+        if stop_when is not None and stop_when():
+            return
+        if not busy:
+            return
+        time.sleep(0.05)
+    raise TimeoutError("the import did not finish in time")
+
+
+def imported(obj) -> int:
+    return len(module("importer").imported_frames(obj)) if obj else 0
+
+
+def current_object():
+    return module("importer").find_object(bpy.context.scene.lim4d.import_key)
+
+
+def check_import(report: dict, out: Path, formats: list[str]) -> None:
+    settings = bpy.context.scene.lim4d
+    obj = current_object()
+    link = module("backend_link").LINK
+    frames = {}
+    for index in range(obj["lim4d_frames"]):
+        data, shape = link.client.frame(settings.job_id, index)
+        frames[index] = np.frombuffer(data, dtype="<f4").reshape(shape)
+    started = time.perf_counter()
+    report["scrub_error"] = module("operators").scrub_error(obj, frames)
+    report["frame_set_ms"] = 1000 * (time.perf_counter() - started) / len(frames)
+    report["shape_keys"] = len(obj.data.shape_keys.key_blocks)
+    report["frames"] = len(frames)
+    report["uv_layers"] = len(obj.data.uv_layers)
+    image = obj.active_material.node_tree.nodes["Image Texture"].image
+    report["texture"] = {"packed": image.packed_file is not None, "size": list(image.size)}
+    report["scene_range"] = [bpy.context.scene.frame_start, bpy.context.scene.frame_end]
+    report["exports"] = {}
+    exporting = module("exporting")
+    scene = bpy.context.scene
+    sample = sorted({scene.frame_start, (scene.frame_start + scene.frame_end) // 2, scene.frame_end})
+    for fmt in formats:
+        try:
+            path = exporting.export(obj, fmt, out / f"result{exporting.FORMATS[fmt]}")
+            report["exports"][fmt] = {"error": exporting.validate(obj, fmt, path, sample), "bytes": path.stat().st_size}
+        except Exception as error:  # report, do not stop: each format is its own check
+            report["exports"][fmt] = {"failure": f"{type(error).__name__}: {error}"}
+
+
+def main(options: dict) -> dict:
+    out = Path(options["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict = {}
+    install(options["archive"], options["python"], options.get("checkpoints"))
+    settings = bpy.context.scene.lim4d
+    bind_clip(Path(options["clip"]))
+    settings.quality, settings.stride = options.get("quality", "preview"), options.get("stride", 2)
+
+    started = time.perf_counter()
+    if bpy.ops.lim4d.reconstruct() != {"FINISHED"}:
+        raise RuntimeError(f"Reconstruct refused: {settings.error}")
+    first_frame = []
+    pump(stop_when=lambda: (imported(current_object()) > 0 and not first_frame
+                            and first_frame.append(time.perf_counter() - started)) and False)
+    report["seconds_to_first_frame"] = first_frame[0] if first_frame else None
+    report["seconds_total"] = time.perf_counter() - started
+    report["state"], report["error"] = settings.state, settings.error
+    if settings.state != "done":
+        return report
+    check_import(report, out, options.get("formats", ["GLTF", "FBX", "ABC", "USD"]))
+    bpy.ops.wm.save_as_mainfile(filepath=str(out / "result.blend"))
+
+    if options.get("kill_backend"):
+        link = module("backend_link").LINK
+        settings.frame_end = 0
+        obj_before = current_object()
+        obj_before.name = "first_import"
+        settings.import_key = ""  # a new import, not a retry of the first
+        bpy.ops.lim4d.reconstruct()
+        pump(stop_when=lambda: imported(current_object()) >= 2)
+        link.process.process.kill()  # kill -9: the add-on must notice and say so
+        pump()
+        obj = current_object()
+        report["killed"] = {"state": settings.state, "error": settings.error, "frames_kept": imported(obj)}
+        bpy.ops.lim4d.retry()
+        pump()
+        report["retried"] = {"state": settings.state, "frames": imported(current_object()),
+                             "expected": current_object()["lim4d_frames"], "same_object": current_object() == obj}
+
+    if options.get("reopen"):
+        settings.import_key = ""
+        bpy.ops.lim4d.reconstruct()
+        pump(stop_when=lambda: imported(current_object()) >= 1)
+        key = settings.import_key
+        path = out / "midway.blend"
+        bpy.ops.wm.save_as_mainfile(filepath=str(path))
+        saved = imported(current_object())
+        bpy.ops.wm.open_mainfile(filepath=str(path))  # load_post resumes the import
+        pump()
+        obj = module("importer").find_object(key)
+        report["reopened"] = {"frames_at_save": saved, "frames": imported(obj), "expected": obj["lim4d_frames"]}
+    return report
+
+
+if __name__ == "__main__":
+    options = json.loads(sys.argv[1])
+    try:
+        result = main(options)
+    finally:
+        link = sys.modules.get(f"{PACKAGE}.addon.backend_link")
+        if link is not None:
+            link.LINK.stop()
+    Path(options["out"], "report.json").write_text(json.dumps(result, indent=1, default=str))
+    print("DRIVER-REPORT " + json.dumps(result, default=str))
