@@ -54,7 +54,11 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.what == "service":
         from backend.bench.service import run as run_service
 
-        run_service(parse_seeds(args.seeds)[0], args.frames, args.jobs, json_path, Path(args.results))
+        run_service(parse_seeds(args.seeds)[0], args.frames or 12, args.jobs, json_path, Path(args.results))
+    elif args.what == "import":
+        from backend.bench.blender_import import run as run_import
+
+        run_import(args.vertices, args.frames or 300, Path(args.results), json_path)
     return 0
 
 
@@ -134,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     world.set_defaults(handler=_world)
 
     bench = commands.add_parser("bench", help="benchmarks; results go to benchmarks/RESULTS.md")
-    bench.add_argument("what", choices=["world", "interp", "speed", "track", "canonical", "service"])
+    bench.add_argument("what", choices=["world", "interp", "speed", "track", "canonical", "service", "import"])
     bench.add_argument("--seeds", default="1000000-1000007", help="evaluation seeds, A-B or a,b,c")
     bench.add_argument("--config", default="tiny", help="model config (speed: comma-separated list)")
     bench.add_argument("--checkpoints", default="backend/checkpoints", help="interp: folder with lrm/, lim/, lim_no_causal/")
@@ -142,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--gltf", nargs="*", default=None, help="interp: evaluate on these animated glTF assets instead")
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
     bench.add_argument("--jobs", type=int, default=20, help="service: consecutive jobs of the soak")
-    bench.add_argument("--frames", type=int, default=12, help="service: frames per job")
+    bench.add_argument("--frames", type=int, default=None, help="service: frames per job (12); import: frames (300)")
+    bench.add_argument("--vertices", type=int, default=20000, help="import: vertices per frame")
     bench.add_argument("--results", default="benchmarks/RESULTS.md")
     bench.set_defaults(handler=_bench)
 
