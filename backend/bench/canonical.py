@@ -27,8 +27,9 @@ FRAMES, STRIDE = 32, 4
 
 
 @torch.no_grad()
-def drift(seed: int, chain: CanonicalChain) -> np.ndarray:
-    """Canonical error (% of diagonal) at every frame of one clip."""
+def drift(seed: int, chain: CanonicalChain) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical error (% of diagonal) at every frame of one clip, and the static baseline's: taking each
+    surface point's current position as its canonical one (what a method that tracks nothing would say)."""
     if not is_evaluation_seed(seed):
         raise ValueError(f"seed {seed} is a training seed; benchmarks use evaluation seeds (>= {EVALUATION_SEED_START})")
     size = chain.lrm.config.image_size
@@ -38,6 +39,7 @@ def drift(seed: int, chain: CanonicalChain) -> np.ndarray:
     views = [render_views(obj, ring, t) for t in times]
     diagonal = np.linalg.norm(np.ptp(obj.canonical_vertices, axis=0))
     errors = np.zeros(FRAMES)
+    static = np.array([_static_error(v, diagonal) for v in views])
     maps = chain.start(views[0].model_input, ring)
     errors[0] = _error(maps, views[0], diagonal)
     for k, nxt in itertools.pairwise(keyframe_indices(FRAMES, STRIDE)):
@@ -46,7 +48,23 @@ def drift(seed: int, chain: CanonicalChain) -> np.ndarray:
         for f, planes in zip(frames, segment.planes, strict=True):
             errors[f] = _error(canonical_maps(chain.lrm_c, planes, ring), views[f], diagonal)
         maps = segment.next_maps
-    return errors
+    return errors, static
+
+
+def _static_error(truth, diagonal: float) -> float:
+    covered = truth.alpha.numpy() > 0.99
+    if not covered.any():
+        return float("nan")
+    errors = []
+    for view, camera in enumerate(truth.cameras):
+        v, u = np.nonzero(covered[view])
+        z = truth.depth.numpy()[view][v, u]
+        pixels = np.stack([u + 0.5, v + 0.5, np.ones_like(z)], -1) * z[:, None]
+        in_camera = pixels @ np.linalg.inv(camera.K).T
+        rotation, translation = camera.world_to_camera[:3, :3], camera.world_to_camera[:3, 3]
+        world = (in_camera - translation) @ rotation
+        errors.append(np.linalg.norm(world - truth.canonical.numpy()[view][v, u], axis=-1))
+    return float(np.concatenate(errors).mean() / diagonal * 100)
 
 
 def _error(maps: torch.Tensor, truth, diagonal: float) -> float:
@@ -60,16 +78,22 @@ def _error(maps: torch.Tensor, truth, diagonal: float) -> float:
 def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | None, config_name: str = "tiny") -> dict:
     chain = CanonicalChain(load_checkpoint(checkpoints / "lrm", "lrm"), load_checkpoint(checkpoints / "lrm_canonical", "lrm"),
                            load_checkpoint(checkpoints / "lim_canonical", "lim"))
-    per_frame = np.nanmean(np.stack([drift(seed, chain) for seed in seeds]), axis=0)
+    runs = [drift(seed, chain) for seed in seeds]
+    per_frame = np.nanmean(np.stack([r[0] for r in runs]), axis=0)
+    static = np.nanmean(np.stack([r[1] for r in runs]), axis=0)
     figures = {"config": config_name, "device": device_description(), "date": today(), "seeds": seeds,
                "canonical_error_pct_mean": round(float(np.nanmean(per_frame)), 3),
                "canonical_error_pct_last_frame": round(float(per_frame[-1]), 3),
-               "canonical_error_pct_per_frame": [round(float(e), 3) for e in per_frame]}
+               "canonical_error_pct_per_frame": [round(float(e), 3) for e in per_frame],
+               "static_baseline_pct_mean": round(float(np.nanmean(static)), 3),
+               "static_baseline_pct_last_frame": round(float(static[-1]), 3)}
     print(json.dumps(figures, indent=1))
     if json_path:
         json_path.write_text(json.dumps(figures, indent=1))
     append_row(results, "Canonical-field drift (`bench canonical`)",
-               ["date", "device", "config", "seeds", "error mean (% diag)", "error at frame 31 (% diag)"],
+               ["date", "device", "config", "seeds", "error mean (% diag)", "error at frame 31 (% diag)",
+                "static baseline mean / frame 31 (% diag)"],
                [figures["date"], figures["device"], config_name, f"{seeds[0]}–{seeds[-1]}",
-                str(figures["canonical_error_pct_mean"]), str(figures["canonical_error_pct_last_frame"])])
+                str(figures["canonical_error_pct_mean"]), str(figures["canonical_error_pct_last_frame"]),
+                f"{figures['static_baseline_pct_mean']} / {figures['static_baseline_pct_last_frame']}"])
     return figures
