@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench extension venv clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# the installable zip, built by Blender's own `extension build` (into dist/)
+extension: $(STAMP)
+	mkdir -p dist
+	$(PY) -c "import bpy, pathlib, subprocess, sys; cli = pathlib.Path(bpy.__file__).parents[2] / 'addons_core/bl_pkg/cli/blender_ext.py'; sys.exit(subprocess.call([sys.executable, str(cli), 'build', '--source-dir', '.', '--output-dir', 'dist']))"
+
 bench: $(STAMP)
 	$(PY) -m backend bench world
 
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) out dist

@@ -313,3 +313,18 @@ def test_extension_and_backend_versions_agree() -> None:
 
     manifest = tomllib.loads((REPO / "blender_manifest.toml").read_text())
     assert manifest["version"] == __version__
+
+
+def test_allowed_roots_confine_inputs(tmp_path: Path, clip: Path) -> None:
+    inside = tmp_path / "allowed"
+    inside.mkdir()
+    server = Backend(tmp_path / "jobs", "--allowed-root", str(inside))
+    try:
+        response = httpx.post(f"{server.url}/jobs", headers=server.headers, json={"clip": str(clip), "quality": "preview"})
+        assert response.status_code == 403 and "allowed" in response.json()["detail"]
+        link = inside / "link"
+        link.symlink_to(clip)  # a symlink inside pointing outside is still outside
+        response = httpx.post(f"{server.url}/jobs", headers=server.headers, json={"clip": str(link)})
+        assert response.status_code == 403
+    finally:
+        server.stop()
