@@ -142,6 +142,9 @@ def test_cancel_stops_a_running_job_within_two_seconds(backend: Backend, clip: P
     with httpx.Client() as client:
         job = create(client, backend, clip=str(clip), quality="final", retime=4)
         wait_for(client, backend, job["id"], Event.FRAME)
+        waiting = create(client, backend, clip=str(clip), quality="preview")  # FIFO: one job at a time
+        assert client.get(f"{backend.url}/jobs/{waiting['id']}", headers=backend.headers).json()["state"] == "queued"
+        assert client.post(f"{backend.url}/jobs/{waiting['id']}/cancel", headers=backend.headers).json()["state"] == "cancelled"
         started = time.monotonic()
         response = client.post(f"{backend.url}/jobs/{job['id']}/cancel", headers=backend.headers)
         elapsed = time.monotonic() - started
@@ -160,6 +163,8 @@ def test_killed_backend_restarts_with_an_honest_state(tmp_path: Path, clip: Path
     server = Backend(jobs)
     try:
         with httpx.Client() as client:
+            finished = create(client, server, clip=str(clip), quality="preview", frame_end=2)
+            assert sse_events(client, f"{server.url}/jobs/{finished['id']}/events", server.headers)[-1]["type"] == Event.DONE
             job = create(client, server, clip=str(clip), quality="final", retime=4)
             wait_for(client, server, job["id"], Event.FRAME, count=2)
             worker = [p for p in psutil.Process(server.process.pid).children(recursive=True)]
@@ -180,6 +185,9 @@ def test_killed_backend_restarts_with_an_honest_state(tmp_path: Path, clip: Path
                 assert frame.status_code == 200
             events = sse_events(client, f"{restarted.url}/jobs/{job['id']}/events", restarted.headers)
             assert events[-1]["type"] == Event.FAILED
+            listed = {j["id"]: j["state"] for j in client.get(f"{restarted.url}/jobs", headers=restarted.headers).json()}
+            assert listed == {finished["id"]: "done", job["id"]: "failed"}
+            assert client.get(f"{restarted.url}/jobs/{finished['id']}/mesh", headers=restarted.headers).status_code == 200
     finally:
         restarted.stop()
 
