@@ -19,8 +19,13 @@ bpy_spec = pytest.importorskip("bpy")
 BLENDER_EXT = Path(bpy_spec.__file__).parents[2] / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+# Blender 4.2 LTS too, when an interpreter with bpy 4.2 is given (pip install bpy==4.2.0 numpy==1.26.4 in
+# a second Python 3.11 venv, then LIM4D_BPY_42=/path/to/that/python)
+BLENDERS = [sys.executable] + ([os.environ["LIM4D_BPY_42"]] if os.environ.get("LIM4D_BPY_42") else [])
+
+
+@pytest.fixture(scope="module", params=BLENDERS, ids=lambda p: "bpy" if p == sys.executable else "bpy-4.2")
+def report(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict:
     root = tmp_path_factory.mktemp("addon")
     built = subprocess.run([sys.executable, str(BLENDER_EXT), "build", "--source-dir", str(REPO), "--output-dir", str(root)],
                            capture_output=True, text=True, timeout=180)
@@ -31,7 +36,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     options = {"archive": str(next(root.glob("lim4d-*.zip"))), "python": sys.executable, "clip": str(clip),
                "out": str(root / "out"), "stride": 2, "quality": "preview", "kill_backend": True, "reopen": True}
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(root / "user"), "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", "backend.drive_extension", json.dumps(options)], cwd=REPO, env=env,
+    done = subprocess.run([request.param, "-m", "backend.drive_extension", json.dumps(options)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0 and (root / "out" / "report.json").is_file(), done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads((root / "out" / "report.json").read_text())
