@@ -1,0 +1,60 @@
+"""Crop, centre and scale a monocular clip around its object, with one transform for the whole clip.
+
+One square window covering the object in every frame (not a window per frame, which would jitter),
+scaled so the object fills ``fill`` of the model's view. The transform is kept so the result can be put
+back where the clip shows it: `to_source` maps model-image pixels to clip pixels and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Framing:
+    left: float  # clip pixel at the window's left edge
+    top: float
+    side: float  # window side in clip pixels
+    size: int  # output side in pixels
+
+    @property
+    def scale(self) -> float:
+        return self.size / self.side
+
+    def to_model(self, points: np.ndarray) -> np.ndarray:
+        """Clip pixel coordinates (..., 2) as x, y -> model-image pixels."""
+        return (np.asarray(points, np.float64) - [self.left, self.top]) * self.scale
+
+    def to_source(self, points: np.ndarray) -> np.ndarray:
+        return np.asarray(points, np.float64) / self.scale + [self.left, self.top]
+
+    def to_dict(self) -> dict[str, float]:
+        return {"left": self.left, "top": self.top, "side": self.side, "size": self.size}
+
+    def apply(self, frames: np.ndarray, masks: np.ndarray, background: int = 255) -> tuple[np.ndarray, np.ndarray]:
+        """(F, size, size, 3) uint8 frames with the background made white, and (F, size, size) float masks."""
+        matrix = np.array([[self.scale, 0, -self.left * self.scale], [0, self.scale, -self.top * self.scale]])
+        out_frames, out_masks = [], []
+        for frame, mask in zip(frames, masks, strict=True):
+            alpha = cv2.warpAffine(mask.astype(np.float32), matrix, (self.size, self.size), flags=cv2.INTER_AREA,
+                                   borderValue=0)
+            rgb = cv2.warpAffine(frame, matrix, (self.size, self.size), flags=cv2.INTER_AREA, borderValue=(background,) * 3)
+            composite = rgb.astype(np.float32) * alpha[..., None] + background * (1 - alpha[..., None])
+            out_frames.append(np.clip(composite + 0.5, 0, 255).astype(np.uint8))
+            out_masks.append(alpha)
+        return np.stack(out_frames), np.stack(out_masks)
+
+
+def frame_object(masks: np.ndarray, size: int, fill: float = 0.85) -> Framing:
+    """The window around the union of all masks (F, H, W), centred on it, the object spanning ``fill`` of it."""
+    union = masks.any(axis=0)
+    if not union.any():
+        raise ValueError("no foreground in any frame: nothing to reconstruct")
+    rows, cols = np.nonzero(union)
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    side = max(bottom - top, right - left) / fill
+    centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
+    return Framing(float(centre_x - side / 2), float(centre_y - side / 2), float(side), int(size))

@@ -1,0 +1,125 @@
+"""Monocular footage in: each decoder path on a small real file, the matte, and the framing transform."""
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from backend.io.footage import read_footage, resample
+from backend.io.framing import frame_object
+from backend.io.matte import foreground, iou
+from backend.io.video import VideoError
+from conftest import SHARED
+
+
+def moving_disc(frames: int = 6, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """A red disc crossing a plain blue background: RGB frames and the true masks."""
+    yy, xx = np.mgrid[:size, :size]
+    rgb, masks = [], []
+    for f in range(frames):
+        mask = (xx - 20 - 4 * f) ** 2 + (yy - 32) ** 2 < 12**2
+        image = np.zeros((size, size, 3), np.uint8)
+        image[...] = (40, 60, 200)
+        image[mask] = (220, 40, 30)
+        rgb.append(image)
+        masks.append(mask)
+    return np.stack(rgb), np.stack(masks)
+
+
+def write_clip(path: Path, frames: np.ndarray, codec: str, pix_fmt: str, fps: int = 12) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize(("name", "codec", "pix_fmt"), [
+    ("clip.mp4", "libx264", "yuv420p"), ("clip.mov", "libx264", "yuv420p"),
+    ("clip.webm", "libvpx-vp9", "yuv420p"), ("clip.gif", "gif", "rgb8"),
+])
+def test_each_container_decodes(tmp_path: Path, name: str, codec: str, pix_fmt: str) -> None:
+    frames, masks = moving_disc()
+    footage = read_footage(write_clip(tmp_path / name, frames, codec, pix_fmt))
+    assert footage.frames.shape == frames.shape and footage.alpha is None and footage.fps == pytest.approx(12, rel=0.05)
+    red = footage.frames[..., 0].astype(int) > 128
+    assert iou(red, masks) > 0.9  # the content survived the codec
+
+
+def test_rgba_png_sequence_keeps_its_alpha(tmp_path: Path) -> None:
+    frames, masks = moving_disc()
+    folder = tmp_path / "sequence"
+    folder.mkdir()
+    for index, (frame, mask) in enumerate(zip(frames, masks, strict=True)):
+        Image.fromarray(np.dstack([frame, mask.astype(np.uint8) * 255])).save(folder / f"frame_{index:03d}.png")
+    footage = read_footage(folder)
+    assert footage.alpha is not None and footage.frames.shape == frames.shape
+    matte = foreground(footage.frames, footage.alpha)
+    assert matte.method == "alpha" and iou(matte.masks, masks) == 1.0
+
+
+def test_resampling_picks_frames_at_the_new_rate(tmp_path: Path) -> None:
+    frames, _ = moving_disc(frames=12)
+    footage = read_footage(write_clip(tmp_path / "clip.mp4", frames, "libx264", "yuv420p", fps=12), fps=6)
+    assert len(footage.frames) == 6 and footage.fps == 6
+    half = resample(read_footage(tmp_path / "clip.mp4"), 6)
+    np.testing.assert_array_equal(half.frames, footage.frames)
+
+
+def test_bad_footage_is_named(tmp_path: Path) -> None:
+    (tmp_path / "notes.mp4").write_text("not a video")
+    with pytest.raises(VideoError, match=r"notes\.mp4"):
+        read_footage(tmp_path / "notes.mp4")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VideoError, match="no images"):
+        read_footage(tmp_path / "empty")
+
+
+def test_plain_and_busy_backgrounds_are_matted() -> None:
+    frames, masks = moving_disc()
+    plain = foreground(frames)
+    assert plain.method == "plain" and iou(plain.masks, masks) > 0.95
+    rng = np.random.default_rng(0)
+    busy = frames.copy()
+    noise = rng.integers(0, 255, size=frames.shape, dtype=np.uint8)
+    busy[~masks] = (0.5 * busy[~masks] + 0.5 * noise[~masks]).astype(np.uint8)
+    cut = foreground(busy)
+    assert cut.method == "grabcut" and iou(cut.masks, masks) > 0.7
+    assert foreground(frames, user_masks=masks.astype(np.uint8) * 255).method == "user"
+
+
+def test_davis_matte_agrees_with_an_independent_grabcut() -> None:
+    """DAVIS footage (background removed to white): the plain-background matte and GrabCut, two unrelated
+    methods, agree on the object in every sampled frame."""
+    path = SHARED / "data" / "videos" / "davis" / "bear.gif"
+    if not path.is_file():
+        pytest.skip("../shared/data/videos/davis is not present")
+    footage = read_footage(path)
+    frames = footage.frames[::5]
+    plain = foreground(frames)
+    assert plain.method == "plain"
+    from backend.io.matte import grabcut
+
+    for frame, mask in zip(frames, plain.masks, strict=True):
+        assert iou(mask, grabcut(frame)) > 0.8
+        assert 0.05 < mask.mean() < 0.6
+
+
+def test_framing_is_one_window_for_the_clip_and_round_trips() -> None:
+    frames, masks = moving_disc()
+    framing = frame_object(masks, size=32)
+    points = np.array([[10.0, 20.0], [50.5, 3.25]])
+    np.testing.assert_allclose(framing.to_source(framing.to_model(points)), points, atol=1e-9)
+    cropped, alphas = framing.apply(frames, masks)
+    assert cropped.shape == (6, 32, 32, 3) and alphas.shape == (6, 32, 32)
+    union = alphas.max(axis=0) > 0.5
+    rows, cols = np.nonzero(union)
+    assert abs((rows.min() + rows.max()) / 2 - 15.5) < 2 and abs((cols.min() + cols.max()) / 2 - 15.5) < 2  # centred
+    assert (cropped[alphas < 0.01] == 255).all()  # background made white
+    with pytest.raises(ValueError, match="no foreground"):
+        frame_object(np.zeros_like(masks), size=32)
