@@ -53,7 +53,7 @@ def evaluate_seed(seed: int, models: Models, settings: Settings) -> dict[str, fl
         write_world_clip(clip_dir, seed, VIEWS, FRAMES, SIZE)
         clip = read_clip_folder(clip_dir)
         geometry = reconstruct_frames(models.lrm, models.lim, clip.frames, clip.cameras, clip.times, settings.stride)
-        reconstruct(clip, models, job, settings, geometry=geometry)
+        timings = reconstruct(clip, models, job, settings, geometry=geometry)["timings_s"]
         mesh = np.load(job / "mesh.npz")
         tracked = np.stack([np.load(job / "frames" / f"frame_{f:04d}.npy") for f in range(FRAMES)])
         texture = np.array(Image.open(job / "texture.png").convert("RGB"))  # writable, for torch
@@ -90,6 +90,8 @@ def evaluate_seed(seed: int, models: Models, settings: Settings) -> dict[str, fl
         "chamfer": float(np.mean(chamfers)),
         "psnr_tracked": float(np.mean(psnr_tracked)),
         "psnr_untracked": float(np.mean(psnr_untracked)),
+        **{f"seconds_{stage}": timings.get(stage, 0.0) for stage in ("marching_cubes", "decimation", "uv", "texture")},
+        "seconds_tracking_per_frame": timings.get("tracking", 0.0) / (FRAMES - 1),
     }
 
 
@@ -107,9 +109,12 @@ def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | No
         json_path.write_text(json.dumps(figures, indent=1))
     append_row(results, "Mesh tracking (`bench track`)",
                ["date", "device", "config", "seeds", "vertex error mean / p95 (% diag)", "flipped %", "Chamfer",
-                "PSNR tracked / untracked (gap)", "static mesh error (% diag)"],
+                "PSNR tracked / untracked (gap)", "static mesh error (% diag)",
+                "s: marching cubes / decimation / UV / bake / tracking per frame"],
                [figures["date"], figures["device"], config_name, f"{seeds[0]}–{seeds[-1]}",
                 f"{figures['vertex_error_mean_pct']} / {figures['vertex_error_p95_pct']}", str(figures["flipped_pct"]),
                 str(figures["chamfer"]), f"{figures['psnr_tracked']} / {figures['psnr_untracked']} ({figures['psnr_gap_db']})",
-                str(figures["vertex_error_static_pct"])])
+                str(figures["vertex_error_static_pct"]),
+                " / ".join(str(figures[f"seconds_{k}"]) for k in ("marching_cubes", "decimation", "uv", "texture",
+                                                                    "tracking_per_frame"))])
     return figures
