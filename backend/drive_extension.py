@@ -166,6 +166,22 @@ def main(options: dict) -> dict:
         pump()
         obj = module("importer").find_object(key)
         report["reopened"] = {"frames_at_save": saved, "frames": imported(obj), "expected": obj["lim4d_frames"]}
+    if options.get("cancel"):
+        settings.import_key = ""
+        settings.retime = 4.0  # a longer job, so Cancel lands mid-way
+        bpy.ops.lim4d.reconstruct()
+        pump(stop_when=lambda: imported(current_object()) >= 1)
+        started = time.perf_counter()
+        bpy.ops.lim4d.cancel()
+        pump()
+        report["cancelled"] = {"state": settings.state, "frames_kept": imported(current_object()),
+                               "expected": current_object()["lim4d_frames"], "seconds": time.perf_counter() - started}
+
+    online = bool(getattr(bpy.app, "online_access", True))
+    report["create_environment"] = {"online_access": online}
+    if not online:  # offline Blender: the operator must refuse and say why, installing nothing
+        result = bpy.ops.lim4d.create_environment()
+        report["create_environment"]["result"] = sorted(result)
     return report
 
 

@@ -34,7 +34,7 @@ def report(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
     assert run_backend("world", "--seed", "1000004", "--views", "3", "--frames", "5", "--size", "64",
                        "--out", str(clip)).returncode == 0
     options = {"archive": str(next(root.glob("lim4d-*.zip"))), "python": sys.executable, "clip": str(clip),
-               "out": str(root / "out"), "stride": 2, "quality": "preview", "kill_backend": True, "reopen": True}
+               "out": str(root / "out"), "stride": 2, "quality": "preview", "kill_backend": True, "reopen": True, "cancel": True}
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(root / "user"), "PYTHONPATH": str(REPO)}
     done = subprocess.run([request.param, "-m", "backend.drive_extension", json.dumps(options)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
@@ -68,3 +68,16 @@ def test_a_killed_backend_is_reported_frames_kept_and_retry_completes(report: di
 def test_a_reopened_blend_finishes_its_import(report: dict) -> None:
     reopened = report["reopened"]
     assert reopened["frames_at_save"] < reopened["expected"] and reopened["frames"] == reopened["expected"]
+
+
+def test_cancel_stops_the_job_and_keeps_what_arrived(report: dict) -> None:
+    cancelled = report["cancelled"]
+    assert cancelled["state"] == "cancelled" and 1 <= cancelled["frames_kept"] < cancelled["expected"]
+    assert cancelled["seconds"] < 5
+
+
+def test_creating_the_backend_environment_honours_offline_blender(report: dict) -> None:
+    made = report["create_environment"]
+    if made["online_access"]:
+        pytest.skip("this Blender allows online access; the refusal path is not reachable")
+    assert made["result"] == ["CANCELLED"]
