@@ -17,7 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m backend demo --out out/demo
+	$(PY) -m backend demo --out out
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 tests

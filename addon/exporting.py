@@ -41,6 +41,22 @@ def export(obj: bpy.types.Object, fmt: str, path: str | Path) -> Path:
     return path
 
 
+DATA_KINDS = ("objects", "meshes", "materials", "images", "actions", "shape_keys", "cameras", "lights")
+
+
+def _datablocks() -> dict[str, set]:
+    return {kind: set(getattr(bpy.data, kind)) for kind in DATA_KINDS}
+
+
+def _remove_new(before: dict[str, set]) -> None:
+    """Remove every datablock a re-import added, so nothing of it stays in the .blend (e.g. USD images)."""
+    for kind in DATA_KINDS:
+        collection = getattr(bpy.data, kind)
+        for block in [b for b in collection if b not in before[kind]]:
+            if kind != "shape_keys":  # shape keys go with their meshes
+                collection.remove(block)
+
+
 def reimport(fmt: str, path: Path) -> list[bpy.types.Object]:
     before = set(bpy.data.objects)
     if fmt == "GLTF":
@@ -64,6 +80,7 @@ def validate(obj: bpy.types.Object, fmt: str, path: Path, frames: list[int]) -> 
     scene = bpy.context.scene
     timing = (scene.frame_start, scene.frame_end, scene.render.fps, scene.render.fps_base, scene.frame_current)
     source = {f: _world(obj, importer.evaluated_positions(obj, f)) for f in frames}
+    existing = _datablocks()
     imported = reimport(fmt, path)
     try:
         meshes = [o for o in imported if o.type == "MESH"]
@@ -80,8 +97,7 @@ def validate(obj: bpy.types.Object, fmt: str, path: Path, frames: list[int]) -> 
             worst = max(worst, float(np.linalg.norm(positions - source[frame][matching], axis=1).max()))
         return worst
     finally:
-        for o in imported:
-            bpy.data.objects.remove(o)
+        _remove_new(existing)
         scene.frame_start, scene.frame_end, scene.render.fps, scene.render.fps_base = timing[:4]
         scene.frame_set(timing[4])
 

@@ -191,8 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--frame-end", type=int, default=None, help="exclusive")
     rec.set_defaults(handler=_reconstruct)
 
-    demo = commands.add_parser("demo", help="the furthest end-to-end path that exists today")
-    demo.add_argument("--out", default="out/demo")
+    demo = commands.add_parser("demo", help="the whole job on the bundled models, through the extension in Blender")
+    demo.add_argument("--out", default="out")
     demo.set_defaults(handler=_demo)
 
     from backend.server.serve import add_arguments as serve_arguments  # argparse only; the server loads on use

@@ -114,6 +114,74 @@ def check_import(report: dict, out: Path, formats: list[str]) -> None:
             report["exports"][fmt] = {"failure": f"{type(error).__name__}: {error}"}
 
 
+def render_still(camera, frame: int, path: Path, size: int) -> np.ndarray:
+    scene = bpy.context.scene
+    scene.camera = camera
+    scene.render.resolution_x = scene.render.resolution_y = size
+    scene.frame_set(frame)
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    image = bpy.data.images.load(str(path))
+    pixels = np.array(image.pixels[:], dtype=np.float32).reshape(size, size, 4)[::-1, :, :3]
+    bpy.data.images.remove(image)
+    return (pixels.clip(0, 1) * 255).round().astype(np.uint8)
+
+
+def orbit_camera(name: str, target: np.ndarray, radius: float, azimuth: float, height: float):
+    from mathutils import Vector
+
+    camera = bpy.data.objects.new(name, bpy.data.cameras.new(name))
+    bpy.context.scene.collection.objects.link(camera)
+    camera.location = Vector(np.asarray(target) + np.array([radius * np.cos(azimuth), radius * np.sin(azimuth), height]))
+    camera.rotation_euler = (Vector(target) - camera.location).to_track_quat("-Z", "Y").to_euler()
+    camera.data.lens = 50
+    return camera
+
+
+def render_demo(obj, clip: Path, out: Path, demo: dict) -> None:
+    """Blender renders of the animated, textured mesh: a contact sheet (input | from the input camera | from
+    the side) at several frames, and a turntable while the animation plays (Workbench, texture colours)."""
+    from PIL import Image
+
+    from backend.io.video import read_video, write_mp4
+
+    scene = bpy.context.scene
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.display.shading.light = "STUDIO"
+    scene.display.shading.color_type = "TEXTURE"
+    scene.render.film_transparent = False
+    world = scene.world or bpy.data.worlds.new("demo")
+    scene.world = world
+    world.color = (1, 1, 1)
+    size = demo.get("size", 192)
+    renders = out / "renders"
+    renders.mkdir(exist_ok=True)
+    bounds = np.array([obj.matrix_world @ v.co for v in obj.data.vertices])
+    centre, radius = bounds.mean(0), 4.0 * np.abs(bounds - bounds.mean(0)).max()
+    input_camera = scene.lim4d.bindings[0].camera
+    side = orbit_camera("demo_side", centre, radius, np.arctan2(*(np.array(input_camera.location)[[1, 0]] - centre[[1, 0]]))
+                        + np.pi / 2, 0.3 * radius)
+    frames_in, _ = read_video(clip / "view_00.mp4")
+    columns = np.unique(np.linspace(scene.frame_start, scene.frame_end, demo.get("columns", 6)).round().astype(int))
+    rows = [[], [], []]
+    for frame in columns:
+        index = frame - scene.frame_start
+        rows[0].append(np.asarray(Image.fromarray(frames_in[min(index, len(frames_in) - 1)]).resize((size, size))))
+        rows[1].append(render_still(input_camera, frame, renders / f"input_{frame:04d}.png", size))
+        rows[2].append(render_still(side, frame, renders / f"side_{frame:04d}.png", size))
+    sheet = np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0)
+    Image.fromarray(sheet).save(out / "demo_contact.png")
+    turntable = []
+    count = scene.frame_end - scene.frame_start + 1
+    for step in range(demo.get("turntable", 2 * count)):
+        camera = orbit_camera(f"turn_{step}", centre, radius, 2 * np.pi * step / demo.get("turntable", 2 * count), 0.3 * radius)
+        turntable.append(render_still(camera, scene.frame_start + step % count, renders / f"turn_{step:04d}.png", size))
+        bpy.data.objects.remove(camera)
+    write_mp4(out / "demo_turntable.mp4", np.stack(turntable), scene.render.fps / scene.render.fps_base)
+    bpy.data.objects.remove(side)
+    scene.camera = input_camera
+
+
 def main(options: dict) -> dict:
     out = Path(options["out"])
     out.mkdir(parents=True, exist_ok=True)
@@ -135,6 +203,8 @@ def main(options: dict) -> dict:
     if settings.state != "done":
         return report
     check_import(report, out, options.get("formats", ["GLTF", "FBX", "ABC", "USD"]))
+    if options.get("demo"):
+        render_demo(current_object(), Path(options["clip"]), out, options["demo"])
     bpy.ops.wm.save_as_mainfile(filepath=str(out / "result.blend"))
 
     if options.get("kill_backend"):
@@ -154,6 +224,17 @@ def main(options: dict) -> dict:
         report["retried"] = {"state": settings.state, "frames": imported(current_object()),
                              "expected": current_object()["lim4d_frames"], "same_object": current_object() == obj}
 
+    if options.get("cancel"):
+        settings.import_key = ""
+        settings.retime = 4.0  # a longer job, so Cancel lands mid-way
+        bpy.ops.lim4d.reconstruct()
+        pump(stop_when=lambda: imported(current_object()) >= 1)
+        started = time.perf_counter()
+        bpy.ops.lim4d.cancel()
+        pump()
+        report["cancelled"] = {"state": settings.state, "frames_kept": imported(current_object()),
+                               "expected": current_object()["lim4d_frames"], "seconds": time.perf_counter() - started}
+
     if options.get("reopen"):
         settings.import_key = ""
         bpy.ops.lim4d.reconstruct()
@@ -166,22 +247,14 @@ def main(options: dict) -> dict:
         pump()
         obj = module("importer").find_object(key)
         report["reopened"] = {"frames_at_save": saved, "frames": imported(obj), "expected": obj["lim4d_frames"]}
-    if options.get("cancel"):
-        settings.import_key = ""
-        settings.retime = 4.0  # a longer job, so Cancel lands mid-way
-        bpy.ops.lim4d.reconstruct()
-        pump(stop_when=lambda: imported(current_object()) >= 1)
-        started = time.perf_counter()
-        bpy.ops.lim4d.cancel()
-        pump()
-        report["cancelled"] = {"state": settings.state, "frames_kept": imported(current_object()),
-                               "expected": current_object()["lim4d_frames"], "seconds": time.perf_counter() - started}
-
     online = bool(getattr(bpy.app, "online_access", True))
     report["create_environment"] = {"online_access": online}
     if not online:  # offline Blender: the operator must refuse and say why, installing nothing
-        result = bpy.ops.lim4d.create_environment()
-        report["create_environment"]["result"] = sorted(result)
+        try:  # an operator that reports an error raises here, as it does for scripts in Blender
+            result = sorted(bpy.ops.lim4d.create_environment())
+        except RuntimeError as error:
+            result, report["create_environment"]["message"] = ["CANCELLED"], str(error)
+        report["create_environment"]["result"] = result
     return report
 
 

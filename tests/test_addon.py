@@ -80,4 +80,4 @@ def test_creating_the_backend_environment_honours_offline_blender(report: dict) 
     made = report["create_environment"]
     if made["online_access"]:
         pytest.skip("this Blender allows online access; the refusal path is not reachable")
-    assert made["result"] == ["CANCELLED"]
+    assert made["result"] == ["CANCELLED"] and "Online Access" in made["message"]
