@@ -50,7 +50,7 @@ class Lim4dPreferences(bpy.types.AddonPreferences):
 def cache_folder() -> Path:
     """Jobs, the backend's token and log: the extension's user folder (kept across updates), else a temp folder."""
     try:
-        return Path(bpy.utils.extension_path_user(EXTENSION_PACKAGE, path="cache", create=True))
+        return Path(bpy.utils.extension_path_user(EXTENSION_PACKAGE, path="cache", create=True)).resolve()
     except (ValueError, AttributeError, OSError):
         folder = Path(tempfile.gettempdir()) / "lim4d"
         folder.mkdir(exist_ok=True)

@@ -101,6 +101,7 @@ def drive_extension(archive: Path, clip: Path, out: Path, size: int) -> dict:
 
 
 def run(out: Path, views: int = 4, frames: int = 16, size: int = 128, gltf: bool = False) -> int:
+    out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     info = write_world_clip(out / "world", seed=DEMO_SEED, views=views, frames=frames, size=size)

@@ -186,6 +186,8 @@ def main(options: dict) -> dict:
     out = Path(options["out"])
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {}
+    for obj in list(bpy.data.objects):  # the startup scene's cube, light and camera are not ours
+        bpy.data.objects.remove(obj)
     install(options["archive"], options["python"], options.get("checkpoints"))
     settings = bpy.context.scene.lim4d
     bind_clip(Path(options["clip"]))

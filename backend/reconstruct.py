@@ -35,7 +35,14 @@ from backend.mesh.extract import decimate, density_grid, extract_mesh
 from backend.mesh.gaussians import SurfaceGaussians, write_ply
 from backend.mesh.gltf import write_morph_glb
 from backend.mesh.texture import bake
-from backend.mesh.track import mesh_quality, smooth_in_time, track_vertices
+from backend.mesh.track import (
+    mesh_quality,
+    project_to_surface,
+    reject_outliers,
+    smooth_in_time,
+    track_vertices,
+    vertex_neighbours,
+)
 from backend.mesh.uv import unwrap
 from backend.models.canonical import CanonicalChain
 from backend.models.checkpoints import load_checkpoint
@@ -45,6 +52,7 @@ from backend.render.volume import render_views
 
 SURFACE_LEVEL = 5.0  # density of the extracted isosurface (opacity ~1 - exp(-5 * voxel))
 GRID = 96
+OUTLIER_FRACTION = 0.05  # a vertex whose motion differs from its ring's by this much of the mesh's size is an outlier
 
 
 @dataclass
@@ -161,7 +169,7 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
                                "frames": len(positions), "fps": clip.fps, "times": positions.tolist()})
 
     with progress.stage("tracking"):
-        tracked = track_sequence(clip, models, geometry, vertices0, keys, positions, settings, out, progress)
+        tracked = track_sequence(clip, models, geometry, vertices0, faces, keys, positions, settings, out, progress)
 
     if settings.gaussians:
         with progress.stage("gaussians"):
@@ -183,10 +191,11 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
     return manifest
 
 
-def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, vertices0: np.ndarray, keys: list[int],
-                   positions: np.ndarray, settings: Settings, out: Path, progress: Progress) -> np.ndarray:
+def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, vertices0: np.ndarray, faces: np.ndarray,
+                   keys: list[int], positions: np.ndarray, settings: Settings, out: Path, progress: Progress) -> np.ndarray:
     """Move the frame-0 vertices through every output position along the canonical chain, writing each
-    frame as soon as it is final (centred smoothing needs its successor)."""
+    frame as soon as it is final (centred smoothing needs its successor). Correspondences that disagree
+    with their mesh neighbours are replaced, and every frame is laid onto its reconstructed surface."""
     lrm = models.lrm
     chain = CanonicalChain(lrm, models.lrm_c, models.lim_c)
     size = lrm.config.image_size
@@ -194,6 +203,8 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
     cameras = [c.resized(size, size) for c in clip.cameras]
     maps = chain.start(views[0], cameras)
     count = len(positions)
+    neighbours = vertex_neighbours(faces, len(vertices0))
+    stray = OUTLIER_FRACTION * float(np.linalg.norm(np.ptp(vertices0, axis=0)))
     raw = np.zeros((count, len(vertices0), 3), dtype=np.float32)
     raw[0] = vertices0
     tracked = raw.copy()
@@ -212,7 +223,8 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
         segment = chain.segment(maps, views[k], views[nxt], [(positions[i] - k) / (nxt - k) for i in inside], cameras)
         for i, canonical_planes in zip(inside, segment.planes, strict=True):
             samples = surface_samples(lrm, geometry.planes[i], settings.track_grid)
-            raw[i] = track_vertices(vertices0, samples, canonical_at(models.lrm_c, canonical_planes, samples))
+            moved = track_vertices(vertices0, samples, canonical_at(models.lrm_c, canonical_planes, samples))
+            raw[i] = project_to_surface(reject_outliers(moved, vertices0, neighbours, stray), samples)
             if i >= 2:
                 emit(i - 1)
         maps = segment.next_maps

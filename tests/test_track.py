@@ -49,3 +49,21 @@ def test_quality_report_sees_a_flip_and_a_stretch() -> None:
     report = mesh_quality(np.stack([vertices, vertices, flipped]), faces)
     assert report.flipped_pct == [0.0, 0.0, 50.0]
     assert report.stretched_pct[2] > 0
+
+
+def test_outliers_are_pulled_back_and_coherent_motion_is_kept() -> None:
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    rest, faces = np.asarray(sphere.vertices), np.asarray(sphere.faces)
+    from backend.mesh.track import project_to_surface, reject_outliers, vertex_neighbours
+
+    neighbours = vertex_neighbours(faces, len(rest))
+    shifted = rest + np.array([0.3, -0.1, 0.2])  # everything moves together: nothing is an outlier
+    np.testing.assert_array_equal(reject_outliers(shifted, rest, neighbours, 0.1), shifted)
+    spiked = shifted.copy()
+    spiked[7] += [2.0, 0.0, 0.0]  # one wrong correspondence
+    fixed = reject_outliers(spiked, rest, neighbours, 0.1)
+    np.testing.assert_allclose(fixed[7], shifted[7], atol=1e-9)
+    samples = np.asarray(trimesh.creation.icosphere(subdivisions=5).vertices)
+    lifted = rest * 1.05  # off the surface by 0.05
+    on_surface = project_to_surface(lifted, samples)
+    assert np.abs(np.linalg.norm(on_surface, axis=1) - 1).max() < 0.01

@@ -35,7 +35,46 @@ def track_vertices(canonical_vertices: np.ndarray, sample_positions: np.ndarray,
     ata = np.einsum("nki,nkj->nij", a, a) + 1e-6 * np.eye(3)
     atb = np.einsum("nki,nkj->nij", a, b)
     linear = np.linalg.solve(ata, atb)  # (N, 3, 3): row vectors times linear
-    return dst_mean + np.einsum("ni,nij->nj", canonical_vertices - src_mean, linear)
+    correction = np.einsum("ni,nij->nj", canonical_vertices - src_mean, linear)
+    # a noisy field makes the local map ill-conditioned: never extrapolate past the neighbourhood's own size
+    reach = np.linalg.norm(dst - dst_mean[:, None], axis=-1).max(axis=1, keepdims=True)
+    length = np.linalg.norm(correction, axis=1, keepdims=True)
+    return dst_mean + correction * np.minimum(1.0, reach / np.maximum(length, 1e-12))
+
+
+def vertex_neighbours(faces: np.ndarray, count: int) -> list[np.ndarray]:
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    edges = np.concatenate([edges, edges[:, ::-1]])
+    order = np.argsort(edges[:, 0], kind="stable")
+    starts = np.searchsorted(edges[order, 0], np.arange(count + 1))
+    return [np.unique(edges[order[starts[v]:starts[v + 1]], 1]) for v in range(count)]
+
+
+def reject_outliers(positions: np.ndarray, rest: np.ndarray, neighbours: list[np.ndarray], threshold: float) -> np.ndarray:
+    """Vertices whose displacement strays from the median of their 1-ring's by more than ``threshold`` take
+    that median instead: isolated wrong correspondences become spikes otherwise. A coherent motion (every
+    vertex agreeing with its ring) is left exactly as it is."""
+    displacement = positions - rest
+    ring_median = np.stack([np.median(displacement[n], axis=0) if len(n) else displacement[v]
+                            for v, n in enumerate(neighbours)])
+    stray = np.linalg.norm(displacement - ring_median, axis=1) > threshold
+    out = positions.copy()
+    out[stray] = rest[stray] + ring_median[stray]
+    return out
+
+
+def project_to_surface(points: np.ndarray, samples: np.ndarray, neighbours: int = 8) -> np.ndarray:
+    """Each point onto the plane fitted to its nearest surface samples: the tracked mesh lies on the
+    reconstructed surface of its frame, whatever the correspondences did."""
+    k = min(neighbours, len(samples))
+    _, index = cKDTree(samples).query(points, k=k)
+    near = samples[index]
+    centre = near.mean(axis=1)
+    spread = near - centre[:, None]
+    _, _, vt = np.linalg.svd(spread, full_matrices=False)
+    normal = vt[:, -1]
+    offset = ((points - centre) * normal).sum(axis=1, keepdims=True)
+    return points - offset * normal
 
 
 def smooth_in_time(frames: np.ndarray, strength: float = 0.25) -> np.ndarray:
