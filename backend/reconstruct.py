@@ -203,7 +203,10 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
     cameras = [c.resized(size, size) for c in clip.cameras]
     maps = chain.start(views[0], cameras)
     count = len(positions)
-    neighbours = vertex_neighbours(faces, len(vertices0))
+    # copies of a vertex along UV seams must move together: work on the position-welded mesh
+    _, first, inverse = np.unique(vertices0, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    neighbours = vertex_neighbours(inverse[faces], len(first))
     stray = OUTLIER_FRACTION * float(np.linalg.norm(np.ptp(vertices0, axis=0)))
     raw = np.zeros((count, len(vertices0), 3), dtype=np.float32)
     raw[0] = vertices0
@@ -224,7 +227,8 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
         for i, canonical_planes in zip(inside, segment.planes, strict=True):
             samples = surface_samples(lrm, geometry.planes[i], settings.track_grid)
             moved = track_vertices(vertices0, samples, canonical_at(models.lrm_c, canonical_planes, samples))
-            raw[i] = project_to_surface(reject_outliers(moved, vertices0, neighbours, stray), samples)
+            welded = reject_outliers(moved[first], vertices0[first], neighbours, stray)
+            raw[i] = project_to_surface(welded[inverse], samples)
             if i >= 2:
                 emit(i - 1)
         maps = segment.next_maps
