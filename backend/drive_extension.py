@@ -150,6 +150,7 @@ def render_demo(obj, clip: Path, out: Path, demo: dict) -> None:
     scene.display.shading.light = "STUDIO"
     scene.display.shading.color_type = "TEXTURE"
     scene.render.film_transparent = False
+    scene.view_settings.view_transform = "Standard"  # white stays white (AgX would grey the background)
     world = scene.world or bpy.data.worlds.new("demo")
     scene.world = world
     world.color = (1, 1, 1)
