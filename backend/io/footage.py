@@ -7,11 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
-from backend.io.video import VideoError
+from backend.io.video import VideoError, open_video
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 SEQUENCE_FPS = 24.0  # an image folder has no rate of its own
@@ -32,19 +31,8 @@ def read_footage(source: str | Path, fps: float | None = None) -> Footage:
 
 
 def _read_clip(path: Path) -> Footage:
-    if not path.is_file():
-        raise VideoError(f"{path}: no such file")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoError(f"{path}: no video stream")
-            stream = container.streams.video[0]
-            if stream.codec_context is None:
-                raise VideoError(f"{path}: unknown or unsupported video codec")
-            rate = float(stream.average_rate or stream.guessed_rate or 0) or 24.0
-            rgba = [frame.to_ndarray(format="rgba") for frame in container.decode(stream)]
-    except av.FFmpegError as error:
-        raise VideoError(f"{path}: cannot decode ({error})") from None
+    with open_video(path) as (container, stream, rate):
+        rgba = [frame.to_ndarray(format="rgba") for frame in container.decode(stream)]
     if not rgba:
         raise VideoError(f"{path}: the clip has no frames")
     return _split(np.stack(rgba), rate)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -32,25 +34,36 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float, crf: int = 16) -
         container.mux(stream.encode())
 
 
-def read_video(path: str | Path, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, float]:
-    """Decode frames [start, stop) of a clip (default: all) -> uint8 (F, H, W, 3) and its frame rate."""
+@contextmanager
+def open_video(path: str | Path) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream, float]]:
+    """(container, its first video stream, frame rate); every failure is a VideoError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: the file is empty")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoError(f"{path}: no video stream")
             stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 0) or 24.0
-            frames = []
-            for index, frame in enumerate(container.decode(stream)):
-                if stop is not None and index >= stop:
-                    break
-                if index >= start:
-                    frames.append(frame.to_ndarray(format="rgb24"))
+            if stream.codec_context is None:
+                tag = getattr(stream, "codec_tag", "") or "?"
+                raise VideoError(f"{path}: unknown or unsupported video codec ({tag})")
+            yield container, stream, float(stream.average_rate or stream.guessed_rate or 0) or 24.0
     except av.FFmpegError as error:
         raise VideoError(f"{path}: cannot decode ({error})") from None
+
+
+def read_video(path: str | Path, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, float]:
+    """Decode frames [start, stop) of a clip (default: all) -> uint8 (F, H, W, 3) and its frame rate."""
+    with open_video(path) as (container, stream, fps):
+        frames = []
+        for index, frame in enumerate(container.decode(stream)):
+            if stop is not None and index >= stop:
+                break
+            if index >= start:
+                frames.append(frame.to_ndarray(format="rgb24"))
     if not frames:
         raise VideoError(f"{path}: the clip has no frames" + (f" from frame {start}" if start else ""))
     return np.stack(frames), fps
@@ -69,35 +82,20 @@ class VideoInfo:
 def probe_video(path: str | Path, decode: bool = True) -> VideoInfo:
     """Size, length and codec of a clip from its headers; with ``decode``, also decode its first frame
     (cheap, no full decode). Check the size before decoding anything huge."""
-    path = Path(path)
-    if not path.is_file():
-        raise VideoError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise VideoError(f"{path}: the file is empty")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoError(f"{path}: no video stream")
-            stream = container.streams.video[0]
-            if stream.codec_context is None:
-                tag = getattr(stream, "codec_tag", "") or "?"
-                raise VideoError(f"{path}: unknown or unsupported video codec ({tag})")
-            fps = float(stream.average_rate or stream.guessed_rate or 0) or 24.0
-            if stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
-            elif container.duration is not None:
-                duration = container.duration / av.time_base
-            else:
-                duration = 0.0
-            frames = int(stream.frames) or max(1, round(duration * fps))
-            info = VideoInfo(int(stream.codec_context.width), int(stream.codec_context.height), frames, fps, duration,
-                             stream.codec_context.name)
-            if decode:
-                first = next(container.decode(stream), None)
-                if first is None:
-                    raise VideoError(f"{path}: the clip has no frames")
-                if not info.width:
-                    info = VideoInfo(first.width, first.height, frames, fps, duration, info.codec)
-    except av.FFmpegError as error:
-        raise VideoError(f"{path}: cannot decode ({error})") from None
+    with open_video(path) as (container, stream, fps):
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = 0.0
+        frames = int(stream.frames) or max(1, round(duration * fps))
+        info = VideoInfo(int(stream.codec_context.width), int(stream.codec_context.height), frames, fps, duration,
+                         stream.codec_context.name)
+        if decode:
+            first = next(container.decode(stream), None)
+            if first is None:
+                raise VideoError(f"{path}: the clip has no frames")
+            if not info.width:
+                info = VideoInfo(first.width, first.height, frames, fps, duration, info.codec)
     return info
