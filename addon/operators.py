@@ -221,6 +221,17 @@ def _quietly(call: Any, *args: Any) -> None:
         pass
 
 
+def run_reporting(operator: bpy.types.Operator, context: bpy.types.Context, action: Any) -> set[str]:
+    """Run ``action(context)``; a bad input or an unreachable backend becomes the panel's error and a report."""
+    try:
+        action(context)
+    except (ValueError, BackendError) as error:
+        context.scene.lim4d.error = str(error)
+        operator.report({"ERROR"}, str(error))
+        return {"CANCELLED"}
+    return {"FINISHED"}
+
+
 class LIM4D_OT_reconstruct(bpy.types.Operator):  # noqa: N801
     """Reconstruct the chosen clip(s) into a tracked, textured, animated mesh"""
 
@@ -228,13 +239,7 @@ class LIM4D_OT_reconstruct(bpy.types.Operator):  # noqa: N801
     bl_label = "Reconstruct 4D"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            start_import(context)
-        except (ValueError, BackendError) as error:
-            context.scene.lim4d.error = str(error)
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        return {"FINISHED"}
+        return run_reporting(self, context, start_import)
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if self.execute(context) != {"FINISHED"}:
@@ -274,12 +279,7 @@ class LIM4D_OT_retry(bpy.types.Operator):  # noqa: N801
     bl_label = "Retry"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            retry(context)
-        except (ValueError, BackendError) as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        return {"FINISHED"}
+        return run_reporting(self, context, retry)
 
 
 class LIM4D_OT_binding_add(bpy.types.Operator):  # noqa: N801
@@ -315,13 +315,10 @@ class LIM4D_OT_start_backend(bpy.types.Operator):  # noqa: N801
     bl_label = "Connect Backend"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            connect(context)
-        except BackendError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        self.report({"INFO"}, LINK.status_line())
-        return {"FINISHED"}
+        result = run_reporting(self, context, connect)
+        if result == {"FINISHED"}:
+            self.report({"INFO"}, LINK.status_line())
+        return result
 
 
 class LIM4D_OT_show_log(bpy.types.Operator):  # noqa: N801

@@ -73,12 +73,10 @@ class Session:
 
     def _mesh(self, info: dict[str, Any]) -> dict[str, Any]:
         mesh = np.load(io.BytesIO(self.client.mesh(self.job_id)))
-        manifest_like = {k: info[k] for k in ("frames", "fps", "times") if k in info}
-        if not manifest_like:
-            status = self.client.status(self.job_id)
-            manifest_like = {"frames": None, "fps": None, "times": None, "request": status["request"]}
+        # a resumed stream may start after the mesh event: then frames and fps come from the saved object
         return {"vertices": mesh["vertices"], "faces": mesh["faces"], "uvs": mesh["uvs"],
-                "texture": self.client.texture(self.job_id), **manifest_like}
+                "texture": self.client.texture(self.job_id), "frames": info.get("frames"), "fps": info.get("fps"),
+                "times": info.get("times")}
 
     def _frame(self, index: int) -> np.ndarray:
         data, shape = self.client.frame(self.job_id, index)

@@ -52,24 +52,23 @@ def draw_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     layout.operator("lim4d.export", icon="EXPORT")
 
 
-class VIEW3D_PT_lim4d(bpy.types.Panel):  # noqa: N801 (Blender's naming convention)
+class Lim4dPanel:
+    """The same panel in every editor that lists it (the subclasses name the editor)."""
+
     bl_label = "lim4d"
+    bl_region_type = "UI"
+    bl_category = "lim4d"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        draw_panel(self.layout, context)
+
+
+class VIEW3D_PT_lim4d(Lim4dPanel, bpy.types.Panel):  # noqa: N801 (Blender's naming convention)
     bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "lim4d"
-
-    def draw(self, context: bpy.types.Context) -> None:
-        draw_panel(self.layout, context)
 
 
-class CLIP_PT_lim4d(bpy.types.Panel):  # noqa: N801
-    bl_label = "lim4d"
+class CLIP_PT_lim4d(Lim4dPanel, bpy.types.Panel):  # noqa: N801
     bl_space_type = "CLIP_EDITOR"
-    bl_region_type = "UI"
-    bl_category = "lim4d"
-
-    def draw(self, context: bpy.types.Context) -> None:
-        draw_panel(self.layout, context)
 
 
 CLASSES = (VIEW3D_PT_lim4d, CLIP_PT_lim4d)
