@@ -47,6 +47,10 @@ def _bench(args: argparse.Namespace) -> int:
         from backend.bench.track import run as run_track
 
         run_track(parse_seeds(args.seeds), Path(args.checkpoints), Path(args.results), json_path, args.config)
+    elif args.what == "mono":
+        from backend.bench.mono import run as run_mono
+
+        run_mono(parse_seeds(args.seeds), Path(args.checkpoints), Path(args.results), json_path, args.config)
     elif args.what == "speed":
         from backend.bench.speed import run as run_speed
 
@@ -73,10 +77,12 @@ def parse_seeds(text: str) -> list[int]:
 def _train(args: argparse.Namespace) -> int:
     if args.target in ("lrm", "canonical"):
         from backend.train.train_lrm import main as train
+    elif args.target == "mvdiff":
+        from backend.train.train_mvdiff import main as train
     else:
         from backend.train.train_lim import main as train
     if args.lr is None:
-        args.lr = 2e-4 if args.target == "lim" else 4e-4
+        args.lr = 4e-4 if args.target in ("lrm", "canonical") else 2e-4
     return train(args)
 
 
@@ -102,7 +108,8 @@ def _reconstruct(args: argparse.Namespace) -> int:
                                     retime=args.retime)
     videos = [Path(v) for v in args.views] if args.views else None
     return run(Path(args.clip) if args.clip else None, Path(args.out), Path(args.checkpoints), settings,
-               videos, Path(args.cameras) if args.cameras else None, args.frame_start, args.frame_end)
+               videos, Path(args.cameras) if args.cameras else None, args.frame_start, args.frame_end,
+               Path(args.mask) if args.mask else None, args.elevation, args.seed)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -138,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     world.set_defaults(handler=_world)
 
     bench = commands.add_parser("bench", help="benchmarks; results go to benchmarks/RESULTS.md")
-    bench.add_argument("what", choices=["world", "interp", "speed", "track", "canonical", "service", "import"])
+    bench.add_argument("what", choices=["world", "interp", "speed", "track", "canonical", "service", "import", "mono"])
     bench.add_argument("--seeds", default="1000000-1000007", help="evaluation seeds, A-B or a,b,c")
     bench.add_argument("--config", default="tiny", help="model config (speed: comma-separated list)")
     bench.add_argument("--checkpoints", default="backend/checkpoints", help="interp: folder with lrm/, lim/, lim_no_causal/")
@@ -152,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=_bench)
 
     train = commands.add_parser("train", help="train a model on the procedural world (resumable, torchrun-ready)")
-    train.add_argument("target", choices=["lrm", "lim", "canonical"])
+    train.add_argument("target", choices=["lrm", "lim", "canonical", "mvdiff"])
     train.add_argument("--config", default="tiny", choices=["tiny", "base"])
     train.add_argument("--out", required=True)
     train.add_argument("--resume", action="store_true", help="continue from the state in --out")
@@ -176,10 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--note", default=None, help="how it was trained, stored in config.json")
     export.set_defaults(handler=_export)
 
-    rec = commands.add_parser("reconstruct", help="multi-view clip -> tracked, textured mesh sequence (job folder)")
-    rec.add_argument("clip", nargs="?", default=None, help="a clip folder (as `world` writes)")
+    rec = commands.add_parser("reconstruct", help="clip -> tracked, textured mesh sequence (job folder)")
+    rec.add_argument("clip", nargs="?", default=None,
+                     help="a clip folder (as `world` writes), or a monocular clip: a video file or a folder of images")
     rec.add_argument("--views", nargs="*", default=None, help="or: one video per camera ...")
-    rec.add_argument("--cameras", default=None, help="... with their cameras.json (clip-folder format)")
+    rec.add_argument("--cameras", default=None, help="... with their cameras.json (clip-folder format); monocular: "
+                     "the camera that shot the clip, to place the result where it saw the object")
+    rec.add_argument("--mask", default=None, help="monocular: a mask clip (white = object) instead of the automatic matte")
+    rec.add_argument("--elevation", type=float, default=None, help="monocular: camera height over the object, degrees")
+    rec.add_argument("--seed", type=int, default=0, help="monocular: seed of the generated views")
     rec.add_argument("--out", required=True)
     rec.add_argument("--checkpoints", default="backend/checkpoints")
     rec.add_argument("--stride", type=int, default=4, help="keyframe every N frames")

@@ -66,31 +66,33 @@ def reconstruct_frames(lrm: LRM, lim: LIM, frames: np.ndarray, cameras: list[Cam
     """frames (V, F, H, W, 3) uint8 from posed cameras -> a triplane at every output position (default: each frame).
 
     Keyframes go through the LRM; any position between keyframes k and k+1 (sub-frame ones too) is
-    LIM(F_k, I_{k+1}, α) at the clip's own time, all in one batch per segment.
+    LIM(F_k, I_{k+1}, α) at the clip's own time, all in one batch per segment. The networks run on
+    their own device (a GPU when the backend has one); the triplanes come back on the CPU.
     """
     size = lrm.config.image_size
+    device = next(lrm.parameters()).device
     frame_count = frames.shape[1]
     keys = keyframe_indices(frame_count, stride)
     positions = np.arange(frame_count, dtype=np.float64) if positions is None else np.asarray(positions, np.float64)
     position_times = np.interp(positions, np.arange(frame_count), times)
-    inputs = {k: model_views(frames[:, k], cameras, size) for k in keys}
-    projections = camera_projections(cameras, size)[None]
+    inputs = {k: model_views(frames[:, k], cameras, size).to(device) for k in keys}
+    projections = camera_projections(cameras, size)[None].to(device)
     outputs = {k: lrm(inputs[k][None], projections) for k in keys}
     planes: list[torch.Tensor | None] = [None] * len(positions)
     between: dict[tuple[int, int], list[int]] = {}
     for index, position in enumerate(positions):
         if float(position).is_integer() and int(position) in outputs:
-            planes[index] = outputs[int(position)].planes
+            planes[index] = outputs[int(position)].planes.cpu()
         else:
             between.setdefault(segment_of(position, keys), []).append(index)
     for (k, nxt), indices in between.items():
         span = times[nxt] - times[k]
         alphas = torch.tensor([(position_times[i] - times[k]) / span if span > 0 else (positions[i] - k) / (nxt - k)
-                               for i in indices], dtype=torch.float32)
+                               for i in indices], dtype=torch.float32, device=device)
         n = len(indices)
         start = outputs[k]
         hop = lim(start.tokens.expand(n, -1, -1), [f.expand(n, -1, -1) for f in start.features],
                   inputs[nxt][None].expand(n, -1, -1, -1, -1), alphas, outputs[nxt].tokens.expand(n, -1, -1))
         for row, index in enumerate(indices):
-            planes[index] = lrm.tokens_to_planes(hop.tokens[row:row + 1])
+            planes[index] = lrm.tokens_to_planes(hop.tokens[row:row + 1]).cpu()
     return Reconstruction(planes, keys, position_times)

@@ -54,14 +54,14 @@ class Event:
     TERMINAL = (DONE, FAILED, CANCELLED)
 
 
-STAGES = ("decode", "lrm_lim", "marching_cubes", "decimation", "uv", "texture", "tracking", "gaussians", "outputs")
+STAGES = ("decode", "views", "lrm_lim", "marching_cubes", "decimation", "uv", "texture", "tracking", "gaussians", "outputs")
 
 # quality preset -> reconstruction settings (faces, texture size, mesh grid, whether to write 4D Gaussians)
 QUALITY_PRESETS: dict[str, dict[str, int | bool]] = {
     "preview": {"target_faces": 3000, "texture_size": 256, "grid": 64, "gaussians": False},
     "final": {"target_faces": 8000, "texture_size": 512, "grid": 96, "gaussians": True},
 }
-RESULT_FILES = ("manifest.json", "animation.glb", "preview.png", "preview.mp4", "texture.png", "mesh.npz")
+RESULT_FILES = ("manifest.json", "animation.glb", "preview.png", "preview.mp4", "texture.png", "mesh.npz", "views.png")
 
 
 @dataclass(frozen=True)

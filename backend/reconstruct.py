@@ -13,6 +13,7 @@ transform, stage timings, quality report), preview.png, animation.glb, gaussians
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import os
@@ -85,14 +86,37 @@ class Models:
     lim: torch.nn.Module
     lrm_c: torch.nn.Module
     lim_c: torch.nn.Module
+    folder: Path | None = None
+    device: str = "cpu"  # where the networks run; field queries (meshing, baking, tracking) stay on the CPU
+    _diffusion: object | None = None
+    _on_device: tuple[torch.nn.Module, torch.nn.Module] | None = None
 
     @staticmethod
-    def load(folder: Path) -> Models:
+    def load(folder: Path, device: str = "cpu") -> Models:
         missing = [n for n in ("lrm", "lim", "lrm_canonical", "lim_canonical") if not (folder / n).is_dir()]
         if missing:
             raise FileNotFoundError(f"{folder}: missing checkpoint folders {', '.join(missing)}")
         return Models(load_checkpoint(folder / "lrm", "lrm"), load_checkpoint(folder / "lim", "lim"),
-                      load_checkpoint(folder / "lrm_canonical", "lrm"), load_checkpoint(folder / "lim_canonical", "lim"))
+                      load_checkpoint(folder / "lrm_canonical", "lrm"), load_checkpoint(folder / "lim_canonical", "lim"),
+                      folder, device)
+
+    def networks(self) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """LRM and LIM on the compute device (the CPU models themselves when that is the CPU)."""
+        if self.device == "cpu":
+            return self.lrm, self.lim
+        if self._on_device is None:
+            self._on_device = (copy.deepcopy(self.lrm).to(self.device), copy.deepcopy(self.lim).to(self.device))
+        return self._on_device
+
+    def diffusion(self):
+        """The view generator for monocular clips (checkpoints/mvdiff: ours, or a user's diffusers pipeline)."""
+        if self._diffusion is None:
+            from backend.models.view_generators import load_view_generator
+
+            if self.folder is None or not (self.folder / "mvdiff").is_dir():
+                raise FileNotFoundError(f"{self.folder}: no mvdiff folder; monocular clips need a view generator")
+            self._diffusion = load_view_generator(self.folder / "mvdiff", self.device)
+        return self._diffusion
 
 
 @dataclass
@@ -133,8 +157,14 @@ def save_atomically(path: Path, array: np.ndarray) -> None:
 
 
 def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings | None = None,
-                progress: Progress | None = None, geometry: Reconstruction | None = None) -> dict:
-    """Run the pipeline on ``clip`` into the job folder ``out``; ``geometry`` reuses triplanes already computed."""
+                progress: Progress | None = None, geometry: Reconstruction | None = None,
+                world_transform: np.ndarray | None = None, extra: dict | None = None) -> dict:
+    """Run the pipeline on ``clip`` into the job folder ``out``; ``geometry`` reuses triplanes already computed.
+
+    ``world_transform`` places the result in the scene (monocular clips: where the shooting camera saw
+    it); ``extra`` adds entries to the manifest.
+    """
+    world = np.eye(4) if world_transform is None else np.asarray(world_transform, dtype=np.float64)
     settings = settings or Settings()
     progress = progress or Progress()
     out.mkdir(parents=True, exist_ok=True)
@@ -146,7 +176,7 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
 
     with progress.stage("lrm_lim"):
         if geometry is None:
-            geometry = reconstruct_frames(lrm, models.lim, clip.frames, clip.cameras, clip.times, settings.stride, positions)
+            geometry = reconstruct_frames(*models.networks(), clip.frames, clip.cameras, clip.times, settings.stride, positions)
         elif len(geometry.planes) != len(positions):
             raise ValueError(f"precomputed geometry has {len(geometry.planes)} frames, the settings ask for {len(positions)}")
 
@@ -166,7 +196,8 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
         Image.fromarray(texture).save(out / "texture.png")
         np.savez(out / "mesh.npz", vertices=vertices0, faces=faces.astype(np.int32), uvs=atlas.uvs)
     progress.on_event("mesh", {"vertices": len(vertices0), "faces": len(faces), "uv": atlas.method,
-                               "frames": len(positions), "fps": clip.fps, "times": positions.tolist()})
+                               "frames": len(positions), "fps": clip.fps, "times": positions.tolist(),
+                               "world_transform": world.tolist()})
 
     with progress.stage("tracking"):
         tracked = track_sequence(clip, models, geometry, vertices0, faces, keys, positions, settings, out, progress)
@@ -182,10 +213,10 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
         manifest = {
             "format": "lim4d-job", "version": 1, "fps": clip.fps, "frame_count": len(positions),
             "positions": positions.tolist(), "times": [float(t) for t in geometry.times], "keyframes": keys,
-            "units": "scene units of the input cameras", "world_transform": np.eye(4).tolist(),
+            "units": "scene units of the input cameras", "world_transform": world.tolist(),
             "vertices": len(vertices0), "faces": len(faces), "uv_method": atlas.method,
             "quality": {"flipped_pct": quality.flipped_pct, "stretched_pct": quality.stretched_pct},
-            "timings_s": progress.timings,
+            "timings_s": progress.timings, **(extra or {}),
         }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
@@ -271,23 +302,39 @@ def _preview(lrm, planes: list[torch.Tensor], positions: np.ndarray, clip: ClipF
     Image.fromarray(np.concatenate([np.concatenate(top, 1), np.concatenate(bottom, 1)], 0)).save(path)
 
 
+def is_monocular(path: Path | None) -> bool:
+    """A video file, or a folder of images (not a clip folder with cameras.json)."""
+    return path is not None and (path.is_file() or (path.is_dir() and not (path / "cameras.json").exists()))
+
+
 def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings, videos: list[Path] | None = None,
-        cameras_json: Path | None = None, frame_start: int = 0, frame_end: int | None = None) -> int:
+        cameras_json: Path | None = None, frame_start: int = 0, frame_end: int | None = None,
+        mask: Path | None = None, elevation_deg: float | None = None, seed: int = 0) -> int:
     models = Models.load(checkpoints)  # first: a missing model is the clearer error
+    monocular = is_monocular(folder)
     if videos and cameras_json is None:
         raise ValueError("--views needs --cameras (a cameras.json in the clip-folder format)")
-    cameras = cameras_from_file(cameras_json) if videos else None
-    clip = load_clip(None if videos else folder, videos, cameras, frame_start, frame_end)
-    total = len(output_positions(clip.frames.shape[1], settings.retime, settings.times))
-    bar = tqdm(total=total, desc="frames", unit="frame")
+    bar = tqdm(desc="frames", unit="frame")
 
     def on_event(kind: str, value: object) -> None:
         if kind == "frame":
             bar.update(1)
+        elif kind == "mesh":
+            bar.total = value["frames"]
+            bar.refresh()
         elif kind == "stage":
             bar.set_postfix_str(str(value))
 
-    manifest = reconstruct(clip, models, out, settings, Progress(on_event))
+    if monocular:
+        from backend.monocular import DEFAULT_ELEVATION_DEG, reconstruct_monocular
+
+        shot_by = cameras_from_file(cameras_json)[0] if cameras_json else None
+        manifest = reconstruct_monocular(folder, models, out, settings, Progress(on_event), shot_by, frame_start, frame_end,
+                                         mask, DEFAULT_ELEVATION_DEG if elevation_deg is None else elevation_deg, seed)
+    else:
+        cameras = cameras_from_file(cameras_json) if videos else None
+        clip = load_clip(None if videos else folder, videos, cameras, frame_start, frame_end)
+        manifest = reconstruct(clip, models, out, settings, Progress(on_event))
     bar.close()
     print(f"{manifest['vertices']} vertices, {manifest['faces']} faces, {manifest['frame_count']} frames -> {out}")
     print("stage timings (s): " + ", ".join(f"{k} {v}" for k, v in manifest["timings_s"].items()))

@@ -21,7 +21,18 @@ from backend.models.config import ModelConfig
 from backend.models.lim import LIM
 from backend.models.lrm import LRM
 
-KINDS: dict[str, type[nn.Module]] = {"lrm": LRM, "lim": LIM}
+KINDS = ("lrm", "lim", "mvdiff")
+
+
+def model_classes(kind: str) -> tuple[type[nn.Module], Any]:
+    """(model class, config class) of a kind; diffusers is imported only when a diffusion model is asked for."""
+    if kind == "mvdiff":
+        from backend.models.mvdiffusion import DiffusionConfig, MultiViewDiffusion
+
+        return MultiViewDiffusion, DiffusionConfig
+    return {"lrm": LRM, "lim": LIM}[kind], ModelConfig
+
+
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 
@@ -62,10 +73,13 @@ def load_checkpoint(folder: str | Path, kind: str, device: str | torch.device = 
     """Build and load a model of ``kind`` from ``folder``, strictly; returns it in eval mode, float32."""
     folder = Path(folder)
     meta = read_config(folder)
+    if kind not in KINDS:
+        raise CheckpointError(f"unknown model kind {kind!r}; choose from {', '.join(KINDS)}")
     if meta.get("kind") != kind:
         raise CheckpointError(f"{folder}: holds a {meta.get('kind')!r} model, expected {kind!r}")
+    model_class, config_class = model_classes(kind)
     try:
-        config = ModelConfig.from_dict(meta["config"])
+        config = config_class.from_dict(meta["config"])
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{folder / CONFIG_FILE}: bad model config ({error})") from None
     weights = folder / WEIGHTS_FILE
@@ -75,7 +89,7 @@ def load_checkpoint(folder: str | Path, kind: str, device: str | torch.device = 
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{weights}: not a safetensors file ({error})") from None
-    model = KINDS[kind](config)
+    model = model_class(config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))

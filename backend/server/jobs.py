@@ -122,9 +122,10 @@ def frames_done(folder: Path) -> int:
 class JobRunner:
     """A FIFO queue and the thread that runs it: one job at a time on this backend's device."""
 
-    def __init__(self, store: JobStore, checkpoints: Path) -> None:
+    def __init__(self, store: JobStore, checkpoints: Path, device: str = "cpu") -> None:
         self.store = store
         self.checkpoints = Path(checkpoints)
+        self.device = device
         self._queue: deque[str] = deque()
         self._wake = threading.Condition()
         self._running: str | None = None
@@ -201,7 +202,7 @@ class JobRunner:
         with open(folder / "worker.log", "ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "backend.server.worker", str(folder), "--checkpoints", str(self.checkpoints),
-                 "--parent-pid", str(os.getpid())],
+                 "--parent-pid", str(os.getpid()), "--device", self.device],
                 stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2],
                 env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
             while self._process.poll() is None:

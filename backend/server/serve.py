@@ -71,6 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-file", default=None, help="read the token from here (created when absent)")
     parser.add_argument("--jobs", default=None, help=f"job folders (default {default_jobs_folder()})")
     parser.add_argument("--checkpoints", default="backend/checkpoints")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="where jobs run (auto: the GPU when there is one)")
     parser.add_argument("--allowed-root", action="append", default=[], help="only read inputs under these folders")
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process dies")
     parser.add_argument("--max-frames", type=int, default=Limits.max_frames)
@@ -78,7 +80,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload-mb", type=int, default=Limits.max_upload_bytes // 2**20)
 
 
+def resolve_device(choice: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; 'cuda' without one is an error that says so."""
+    import torch
+
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: this machine's torch sees no CUDA GPU (use --device cpu or auto)")
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return choice
+
+
 def serve(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
     if not is_loopback(args.host) and not (args.allow_remote and args.token_file):
         print(f"refusing to bind {args.host}: other machines could reach the backend. Pass --allow-remote and "
               "--token-file (the token the remote add-on will use) to serve beyond this machine.", file=sys.stderr)
@@ -86,10 +100,11 @@ def serve(args: argparse.Namespace) -> int:
     token, made_here = read_or_make_token(args.token_file)
     store = JobStore(Path(args.jobs) if args.jobs else default_jobs_folder())
     checkpoints = Path(args.checkpoints).resolve()
-    runner = JobRunner(store, checkpoints)
+    runner = JobRunner(store, checkpoints, device)
     limits = Limits(max_frames=args.max_frames, max_resolution=args.max_resolution,
                     max_upload_bytes=args.max_upload_mb * 2**20)
-    config = ServerConfig(store.root, checkpoints, token, limits, [Path(r).resolve() for r in args.allowed_root])
+    config = ServerConfig(store.root, checkpoints, token, limits, [Path(r).resolve() for r in args.allowed_root],
+                          device)
     app = create_app(config, runner)
 
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
@@ -99,7 +114,8 @@ def serve(args: argparse.Namespace) -> int:
     sock.listen(64)
     host, port = sock.getsockname()[:2]
     address = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
-    line = {"lim4d": LISTENING, "address": address, "url": f"http://{address}", "pid": os.getpid(), "jobs": str(store.root)}
+    line = {"lim4d": LISTENING, "address": address, "url": f"http://{address}", "pid": os.getpid(), "jobs": str(store.root),
+            "device": device}
     if made_here:
         line["token"] = token
     print(json.dumps(line), flush=True)

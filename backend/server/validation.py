@@ -87,7 +87,18 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
         raise RequestError(400, "the request names no videos")
     if len(videos) > limits.max_views:
         raise RequestError(413, f"{len(videos)} views exceed the limit of {limits.max_views}")
-    if len(cameras) != len(videos):
+    if request.get("monocular"):
+        if request.get("clip") or len(videos) != 1:
+            raise RequestError(400, "a monocular job takes exactly one video (views: [path])")
+        if len(cameras) > 1:
+            raise RequestError(400, "a monocular job takes at most one camera (the one that shot the clip)")
+        if request.get("mask"):
+            mask = check_path(request["mask"], allowed_roots, "mask")
+            check_video(mask, limits)
+            request["mask"] = str(mask)
+    elif request.get("mask"):
+        raise RequestError(400, "mask is for monocular jobs")
+    elif len(cameras) != len(videos):
         raise RequestError(400, f"{len(videos)} video(s) need {len(videos)} camera(s), got {len(cameras)}")
     frames = min(check_video(v, limits) for v in videos)
 

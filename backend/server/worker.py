@@ -21,18 +21,20 @@ from typing import Any
 from backend.protocol import STAGES, Event
 
 # share of the whole job each stage takes, roughly, on the tiny models (tracking is spread over frames)
-STAGE_WEIGHTS = {"decode": 0.04, "lrm_lim": 0.08, "marching_cubes": 0.04, "decimation": 0.02, "uv": 0.06,
+STAGE_WEIGHTS = {"decode": 0.04, "views": 0.1, "lrm_lim": 0.08, "marching_cubes": 0.04, "decimation": 0.02, "uv": 0.06,
                  "texture": 0.04, "tracking": 0.6, "gaussians": 0.08, "outputs": 0.04}
 
 
 class Estimate:
     """Fraction done and time left from the stages passed and the frames tracked."""
 
-    def __init__(self, frames: int, gaussians: bool) -> None:
+    def __init__(self, frames: int, gaussians: bool, monocular: bool = False) -> None:
         self.frames = max(frames, 1)
         self.weights = dict(STAGE_WEIGHTS)
         if not gaussians:
             self.weights.pop("gaussians")
+        if not monocular:
+            self.weights.pop("views")
         total = sum(self.weights.values())
         self.weights = {k: v / total for k, v in self.weights.items()}
         self.started = time.monotonic()
@@ -72,9 +74,11 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def run_job(folder: Path, checkpoints: Path) -> int:
+def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
     from backend.io.cameras import Camera
     from backend.io.clip_source import camera_from_json, load_clip
+    from backend.io.video import probe_video
+    from backend.monocular import reconstruct_monocular
     from backend.pipeline import output_positions
     from backend.reconstruct import Models, Progress, Settings, reconstruct
     from backend.server.events import EventLog
@@ -87,15 +91,26 @@ def run_job(folder: Path, checkpoints: Path) -> int:
     estimate: Estimate | None = None
 
     log.append(Event.STAGE, stage="decode", fraction=0.0, eta_s=None)
-    models = Models.load(checkpoints)
+    models = Models.load(checkpoints, device)
     cameras: list[Camera] | None = [camera_from_json(c) for c in request["cameras"]] if request.get("cameras") else None
-    clip = load_clip(Path(request["clip"]) if request.get("clip") else None, [Path(v) for v in request.get("views") or []],
-                     cameras, request["frame_start"], request.get("frame_end"))
-    count = len(output_positions(clip.frames.shape[1], settings.retime, settings.times))
-    estimate = Estimate(count, settings.gaussians)
+    monocular = bool(request.get("monocular"))
+    if monocular:
+        clip = None
+        info = probe_video(Path(request["views"][0]), decode=False)
+        frames = min(info.frames, request.get("frame_end") or info.frames) - request["frame_start"]
+        log.append(Event.LOG, message=f"monocular clip: {frames} frame(s) at {info.width}x{info.height}; "
+                                      f"generating the other views of every keyframe")
+    else:
+        clip = load_clip(Path(request["clip"]) if request.get("clip") else None,
+                         [Path(v) for v in request.get("views") or []], cameras, request["frame_start"],
+                         request.get("frame_end"))
+        frames = clip.frames.shape[1]
+        log.append(Event.LOG, message=f"{clip.frames.shape[0]} view(s) x {frames} frame(s) at "
+                                      f"{clip.frames.shape[3]}x{clip.frames.shape[2]}")
+    count = len(output_positions(frames, settings.retime, settings.times))
+    estimate = Estimate(count, settings.gaussians, monocular)
     estimate.enter("decode")
-    log.append(Event.LOG, message=f"{clip.frames.shape[0]} view(s) x {clip.frames.shape[1]} frame(s) at "
-                                  f"{clip.frames.shape[3]}x{clip.frames.shape[2]}, {count} output frame(s)")
+    log.append(Event.LOG, message=f"{count} output frame(s)")
 
     def on_event(kind: str, value: Any) -> None:
         if kind == "stage":
@@ -108,7 +123,13 @@ def run_job(folder: Path, checkpoints: Path) -> int:
             estimate.frames_done = index + 1
             log.append(Event.FRAME, frame=index, position=position, **estimate.report())
 
-    manifest = reconstruct(clip, models, folder / "result", settings, Progress(on_event))
+    if monocular:
+        manifest = reconstruct_monocular(Path(request["views"][0]), models, folder / "result", settings,
+                                         Progress(on_event), cameras[0] if cameras else None, request["frame_start"],
+                                         request.get("frame_end"), Path(request["mask"]) if request.get("mask") else None,
+                                         request.get("elevation_deg", 10.0), request.get("seed", 0))
+    else:
+        manifest = reconstruct(clip, models, folder / "result", settings, Progress(on_event))
     log.append(Event.LOG, message="stage timings (s): " + ", ".join(f"{k} {v}" for k, v in manifest["timings_s"].items()))
     return 0
 
@@ -118,12 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder")
     parser.add_argument("--checkpoints", required=True)
     parser.add_argument("--parent-pid", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     if args.parent_pid:
         die_with_parent(args.parent_pid)
     folder = Path(args.folder)
     try:
-        return run_job(folder, Path(args.checkpoints))
+        return run_job(folder, Path(args.checkpoints), args.device)
     except (ValueError, FileNotFoundError, OSError) as error:  # bad input or missing files: the user can act on it
         (folder / "result" / "error.txt").write_text(f"{type(error).__name__}: {error}")
         print(f"job failed: {type(error).__name__}: {error}", file=sys.stderr)

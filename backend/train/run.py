@@ -104,6 +104,37 @@ def load_state(out: Path, kind: str, optimizer_for: Any, device: torch.device) -
     return model, optimizer, int(meta["step"])
 
 
+class _StepBatches(torch.utils.data.Dataset):
+    def __init__(self, make: Any) -> None:
+        self.make = make
+
+    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
+        return self.make(step)
+
+
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+class Prefetched:
+    """``make(step)`` run by a worker process a few steps ahead, so rendering overlaps the model's step.
+
+    Batches are still a function of the step alone, so a resumed run sees the same data.
+    """
+
+    def __init__(self, make: Any, start: int, steps: int, workers: int = 1) -> None:
+        loader = torch.utils.data.DataLoader(_StepBatches(make), sampler=range(start, steps), batch_size=None,
+                                             num_workers=workers, prefetch_factor=2, worker_init_fn=_one_thread)
+        self.batches = iter(loader)
+        self.next_step = start
+
+    def __call__(self, step: int) -> dict[str, torch.Tensor]:
+        if step != self.next_step:
+            raise RuntimeError(f"batches are prefetched in order: asked for step {step}, next is {self.next_step}")
+        self.next_step += 1
+        return next(self.batches)
+
+
 # settings that define what a run trains; a resumed run must keep them
 FIXED_ON_RESUME = ("target", "config", "lrm", "no_causal")
 

@@ -1,0 +1,178 @@
+"""Monocular clips: one camera's footage -> the same multi-view reconstruction as a multi-view clip.
+
+    footage -> matte -> one steady framing (the object centred, filling the view as world objects fill
+    the training views) -> a virtual input camera -> the diffusion model generates the other views of
+    each keyframe (in order, sharing noise and conditioning on the previous keyframe) -> a clip whose
+    view 0 is the framed footage and views 1.. the generated views -> LRM, LIM, mesh, tracking.
+
+The LRM reads views only at keyframes, so the generated views are held between keyframes. When the
+camera that shot the clip is known (Blender's active camera), `placement` maps the reconstruction,
+which lives in the virtual camera's frame, to where that camera sees the object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from backend.io.cameras import Camera
+from backend.io.clip_folder import ClipFolder
+from backend.io.footage import read_footage
+from backend.io.framing import Framing, frame_object
+from backend.io.matte import foreground
+from backend.models.view_generators import ORBIT_RADIUS, orbit_camera
+from backend.pipeline import keyframe_indices
+
+MODEL_RADIUS = ORBIT_RADIUS  # the training cameras' distance from the object
+MODEL_FOV_DEG = 40.0
+DEFAULT_ELEVATION_DEG = 10.0  # a camera a little above the object, the middle of the training range
+FILL = 0.7  # median share of a training view's side that a world object's motion covers
+
+
+@dataclass
+class MonocularClip:
+    clip: ClipFolder  # view 0: the framed footage; views 1..: generated at keyframes, held between
+    framing: Framing
+    matte_method: str
+    masks: np.ndarray  # (F, size, size) float coverage of the framed footage
+    keys: list[int]
+    elevation_deg: float
+
+
+def virtual_camera(size: int, elevation_deg: float = DEFAULT_ELEVATION_DEG) -> Camera:
+    """The input camera the model assumes: on the -Y side at the training distance, looking at the origin."""
+    return orbit_camera(-np.pi / 2, np.radians(elevation_deg), size, MODEL_FOV_DEG)
+
+
+def frame_footage(frames: np.ndarray, alpha: np.ndarray | None, size: int, user_masks: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, Framing, str]:
+    """uint8 footage (F, H, W, 3) -> framed frames (F, size, size, 3) on white, their masks, the framing, the matte method."""
+    matte = foreground(frames, alpha, user_masks)
+    framing = frame_object(matte.masks, size, FILL)
+    coverage = matte.masks.astype(np.float32) if alpha is None else alpha * matte.masks
+    framed, masks = framing.apply(frames, coverage)
+    return framed, masks, framing, matte.method
+
+
+def monocular_clip(framed: np.ndarray, masks: np.ndarray, framing: Framing, matte_method: str, generator,
+                   stride: int, fps: float, elevation_deg: float = DEFAULT_ELEVATION_DEG, seed: int = 0,
+                   camera: Camera | None = None) -> MonocularClip:
+    """Generate the keyframes' other views and assemble the multi-view clip the reconstruction reads.
+
+    ``generator``: a view generator of backend.models.view_generators (our model or a user's pipeline).
+    ``camera``: the input camera, when it is known in the model's terms (the benchmark's world clips);
+    by default the virtual camera at ``elevation_deg``.
+    """
+    size = generator.image_size
+    count = len(framed)
+    keys = keyframe_indices(count, stride)
+    images = torch.as_tensor(framed[keys]).float().permute(0, 3, 1, 2) / 255
+    if images.shape[-1] != size:
+        images = F.interpolate(images, size=(size, size), mode="area")
+    generated = generator.generate(images, float(np.radians(elevation_deg)), seed)
+    generated = (generated.permute(0, 1, 3, 4, 2).numpy() * 255).round().clip(0, 255).astype(np.uint8)  # (K, G, s, s, 3)
+    side = framed.shape[1]
+    if side != size:
+        generated = np.stack([[_resize(view, side) for view in views] for views in generated])
+    held = np.searchsorted(keys, np.arange(count), side="right") - 1  # the keyframe at or before each frame
+    views = np.concatenate([framed[None], generated[held].transpose(1, 0, 2, 3, 4)], axis=0)
+    camera = virtual_camera(side, elevation_deg) if camera is None else camera.resized(side, side)
+    cameras = [camera, *generator.cameras(camera)]
+    clip = ClipFolder(views, cameras, np.linspace(0, 1, count), fps)
+    return MonocularClip(clip, framing, matte_method, masks, keys, elevation_deg)
+
+
+def _resize(image: np.ndarray, side: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.BICUBIC))
+
+
+def placement(framing: Framing, shot_by: Camera, virtual: Camera) -> np.ndarray:
+    """4x4 transform from the virtual camera's frame to the world of the camera that shot the clip.
+
+    The object keeps its size; it goes along the ray through the framing window's centre, at the depth
+    where it covers as many clip pixels as the window says, turned so that the shooting camera sees the
+    side the virtual camera saw.
+    """
+    centre = np.array([framing.left + framing.side / 2, framing.top + framing.side / 2, 1.0])
+    ray = np.linalg.inv(shot_by.K) @ centre
+    ray /= np.linalg.norm(ray)
+    # clip pixels per unit at depth D: f_shot / D; model pixels per unit at the model radius: f_virtual / R
+    depth = MODEL_RADIUS * shot_by.K[0, 0] * framing.scale / virtual.K[0, 0] * (virtual.width / framing.size)
+    turn = _rotation_between(np.array([0.0, 0.0, 1.0]), ray)
+    shift = np.eye(4)
+    shift[2, 3] = depth - MODEL_RADIUS
+    rotate = np.eye(4)
+    rotate[:3, :3] = turn
+    return shot_by.camera_to_world @ rotate @ shift @ virtual.world_to_camera
+
+
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking unit vector a to unit vector b."""
+    axis = np.cross(a, b)
+    s, c = np.linalg.norm(axis), float(a @ b)
+    if s < 1e-12:
+        return np.eye(3)
+    k = axis / s
+    skew = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + s * skew + (1 - c) * skew @ skew
+
+
+@dataclass
+class FramedFootage:
+    frames: np.ndarray  # (F, size, size, 3) uint8 on white
+    masks: np.ndarray  # (F, size, size) float coverage
+    framing: Framing
+    matte_method: str
+    fps: float
+    source_size: tuple[int, int]  # the footage's width, height
+
+
+def load_monocular(path: Path, size: int, frame_start: int = 0, frame_end: int | None = None, fps: float | None = None,
+                   mask_path: Path | None = None) -> FramedFootage:
+    """Decode, cut to [frame_start, frame_end), matte and frame a monocular clip (a file or an image folder)."""
+    footage = read_footage(path, fps)
+    stop = len(footage.frames) if frame_end is None else min(frame_end, len(footage.frames))
+    if frame_start >= stop:
+        raise ValueError(f"{path}: frame range [{frame_start}, {frame_end}) is empty (the clip has {len(footage.frames)})")
+    frames = footage.frames[frame_start:stop]
+    alpha = None if footage.alpha is None else footage.alpha[frame_start:stop]
+    user = None if mask_path is None else read_footage(mask_path, fps).frames[frame_start:stop]
+    framed, masks, framing, method = frame_footage(frames, alpha, size, user)
+    return FramedFootage(framed, masks, framing, method, footage.fps, (frames.shape[2], frames.shape[1]))
+
+
+def reconstruct_monocular(source: Path, models, out: Path, settings, progress, shot_by: Camera | None = None,
+                          frame_start: int = 0, frame_end: int | None = None, mask_path: Path | None = None,
+                          elevation_deg: float = DEFAULT_ELEVATION_DEG, seed: int = 0) -> dict:
+    """A monocular clip through the whole pipeline into the job folder ``out`` (see backend.reconstruct).
+
+    ``shot_by``: the camera that shot the clip, in scene coordinates; the result is placed where it sees
+    the object. Without it the result stays in the model's frame (object at the origin, z up).
+    """
+    from PIL import Image
+
+    from backend.reconstruct import reconstruct
+
+    generator = models.diffusion()  # first: a missing model is the clearer error
+    with progress.stage("decode"):
+        footage = load_monocular(source, models.lrm.config.image_size, frame_start, frame_end, mask_path=mask_path)
+    with progress.stage("views"):
+        mono = monocular_clip(footage.frames, footage.masks, footage.framing, footage.matte_method, generator,
+                              settings.stride, footage.fps, elevation_deg, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    keyframe_views = mono.clip.frames[:, mono.keys]  # (V, K, s, s, 3): a row per view
+    Image.fromarray(np.concatenate([np.concatenate(list(row), axis=1) for row in keyframe_views])).save(out / "views.png")
+    world = None
+    if shot_by is not None:
+        world = placement(footage.framing, shot_by.resized(*footage.source_size), mono.clip.cameras[0])
+    extra = {"units": "model units: one camera does not tell the object's size",
+             "monocular": {"framing": footage.framing.to_dict(), "matte": footage.matte_method,
+                           "elevation_deg": elevation_deg, "keyframes_generated": len(mono.keys),
+                           "source_size": list(footage.source_size), "placed_by_camera": shot_by is not None}}
+    return reconstruct(mono.clip, models, out, settings, progress, world_transform=world, extra=extra)

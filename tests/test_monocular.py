@@ -1,0 +1,178 @@
+"""Monocular clips: the view generators (ours and a user's diffusers folder), placement, and a whole job."""
+
+import importlib.util
+import io
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+from backend.io.cameras import Camera
+from backend.io.framing import Framing
+from backend.models.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from backend.models.mvdiffusion import DiffusionConfig, MultiViewDiffusion, generate_views
+from backend.models.view_generators import LAYOUT_FILE, LocalPipelineViews
+from backend.monocular import MODEL_RADIUS, placement, virtual_camera
+from backend.protocol import Event
+from tests.conftest import REPO, Backend, run_backend
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SMALL = DiffusionConfig(image_size=16, block_channels=(8, 16), attention_head_dim=8, token_dim=16, condition_patch=4,
+                        sample_steps=3)
+
+
+def small_model(seed: int = 0) -> MultiViewDiffusion:
+    torch.manual_seed(seed)
+    return MultiViewDiffusion(SMALL).eval()
+
+
+def test_sampling_is_deterministic_under_a_seed_and_follows_the_previous_keyframe() -> None:
+    model = small_model()
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    first = generate_views(model, images, 0.2, seed=7)
+    assert first.shape == (3, SMALL.views, 3, 16, 16) and 0 <= first.min() and first.max() <= 1
+    torch.testing.assert_close(generate_views(model, images, 0.2, seed=7), first, rtol=0, atol=0)
+    assert not torch.equal(generate_views(model, images, 0.2, seed=8), first)
+    changed = images.clone()
+    changed[0] = 1 - changed[0]
+    other = generate_views(model, changed, 0.2, seed=7)
+    # keyframe 1 sees keyframe 0's generated views: changing keyframe 0 alone changes it too
+    assert not torch.equal(other[1], first[1])
+
+
+def test_diffusion_checkpoint_round_trips_and_refuses_a_mismatch(tmp_path: Path) -> None:
+    model = small_model()
+    save_checkpoint(model, tmp_path / "mvdiff", "mvdiff")
+    loaded = load_checkpoint(tmp_path / "mvdiff", "mvdiff")
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    config = json.loads((tmp_path / "mvdiff" / "config.json").read_text())
+    config["config"]["block_channels"] = [8, 32]
+    (tmp_path / "mvdiff" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="wrong shapes"):
+        load_checkpoint(tmp_path / "mvdiff", "mvdiff")
+
+
+def _grid_pipeline_folder(folder: Path, trust: bool) -> None:
+    """A small image-conditioned pipeline saved with save_pretrained, with its own pipeline.py and a layout."""
+    from diffusers import DDIMScheduler, UNet2DModel
+
+    spec = importlib.util.spec_from_file_location("grid_pipeline", FIXTURES / "grid_pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=32, in_channels=6, out_channels=3, block_out_channels=(8, 16),
+                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+                       layers_per_block=1, norm_num_groups=4)
+    module.GridPipeline(unet, DDIMScheduler()).save_pretrained(folder)
+    shutil.copy(FIXTURES / "grid_pipeline.py", folder / "pipeline.py")
+    views = [{"row": 0, "col": 1, "azimuth_deg": 90, "elevation_deg": 20},
+             {"row": 1, "col": 0, "azimuth_deg": 180, "elevation_deg": -10},
+             {"row": 1, "col": 1, "azimuth_deg": 270, "elevation_deg": 20}]
+    layout = {"input_size": 16, "call": {"num_inference_steps": 2}, "grid": {"rows": 2, "cols": 2}, "views": views}
+    if trust:
+        layout["trust_custom_code"] = True
+    (folder / LAYOUT_FILE).write_text(json.dumps(layout))
+
+
+def test_a_local_diffusers_pipeline_folder_makes_the_views(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # nothing cached: only the folder itself can serve
+    _grid_pipeline_folder(tmp_path / "untrusted", trust=False)
+    with pytest.raises(ValueError, match="trust_custom_code"):
+        LocalPipelineViews(tmp_path / "untrusted")
+    _grid_pipeline_folder(tmp_path / "pipe", trust=True)
+    generator = LocalPipelineViews(tmp_path / "pipe")
+    images = torch.rand(2, 3, 16, 16)
+    views = generator.generate(images, 0.2, seed=3)
+    assert views.shape == (2, 3, 3, 16, 16)
+    torch.testing.assert_close(generator.generate(images, 0.2, seed=3), views, rtol=0, atol=0)
+    cameras = generator.cameras(virtual_camera(16))
+    centres = np.stack([c.center for c in cameras])
+    np.testing.assert_allclose(np.linalg.norm(centres, axis=1), MODEL_RADIUS, atol=1e-9)
+    np.testing.assert_allclose(np.degrees(np.arcsin(centres[:, 2] / MODEL_RADIUS)), [20, -10, 20], atol=1e-9)
+    np.testing.assert_allclose(centres[0, :2] / np.linalg.norm(centres[0, :2]), [1, 0], atol=1e-9)  # -Y turned by 90°
+    bad = json.loads((tmp_path / "pipe" / LAYOUT_FILE).read_text())
+    bad["views"][0]["row"] = 5
+    (tmp_path / "pipe" / LAYOUT_FILE).write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="outside"):
+        LocalPipelineViews(tmp_path / "pipe")
+
+
+def test_placement_puts_the_object_where_the_shooting_camera_saw_it() -> None:
+    """A point near the object, seen through virtual camera + framing, and the same point placed in the
+    scene, seen through the shooting camera, land on the same clip pixel (exactly at the centre)."""
+    virtual = virtual_camera(64)
+    eye = np.array([3.0, -7.0, 2.5])
+    shot_by = Camera.look_at(eye, eye + np.array([0.1, 1.0, -0.2]), fov_deg=50, width=640, height=360)
+    framing = Framing(left=380.0, top=60.0, side=160.0, size=64)
+    transform = placement(framing, shot_by, virtual)
+    points = np.array([[0, 0, 0], [0.3, 0, 0], [0, 0, 0.3], [-0.2, 0.1, -0.25]], dtype=np.float64)
+    seen, _ = virtual.project(points)
+    expected = framing.to_source(seen)
+    placed = points @ transform[:3, :3].T + transform[:3, 3]
+    actual, depth = shot_by.project(placed)
+    assert (depth > 0).all()
+    np.testing.assert_allclose(actual[0], expected[0], atol=1e-6)  # the object's centre: exact
+    assert np.abs(actual - expected).max() < 0.05 * framing.side  # its extent: to first order
+    np.testing.assert_allclose(transform[:3, :3] @ transform[:3, :3].T, np.eye(3), atol=1e-9)  # no scaling
+
+
+@pytest.fixture(scope="module")
+def single_view(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("mono") / "clip"
+    done = run_backend("world", "--seed", "1000005", "--views", "1", "--frames", "6", "--size", "64", "--out", str(folder))
+    assert done.returncode == 0, done.stderr
+    return folder / "view_00.mp4"
+
+
+def test_a_monocular_job_runs_end_to_end_on_a_world_clip(tmp_path: Path, single_view: Path) -> None:
+    """One video and the camera that shot it, through a real backend: generated views, a tracked mesh
+    streamed frame by frame, placed where that camera saw the object."""
+    if not (REPO / "backend" / "checkpoints" / "mvdiff").is_dir():
+        pytest.fail("the shipped checkpoints lack mvdiff/")
+    camera = {"blender": {"matrix_world": [[1, 0, 0, 0], [0, 0, -1, -6], [0, 1, 0, 1], [0, 0, 0, 1]], "lens": 50,
+                          "sensor_width": 36, "sensor_height": 24, "sensor_fit": "AUTO", "width": 64, "height": 64}}
+    server = Backend(tmp_path / "jobs")
+    try:
+        with httpx.Client(timeout=300) as client:
+            response = client.post(f"{server.url}/jobs", headers=server.headers,
+                                   json={"views": [str(single_view)], "cameras": [camera], "monocular": True,
+                                         "quality": "preview", "stride": 2})
+            assert response.status_code == 201, response.text
+            job = response.json()["id"]
+            events = []
+            with client.stream("GET", f"{server.url}/jobs/{job}/events", headers=server.headers) as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("data: "):
+                        events.append(json.loads(line[6:]))
+            kinds = [e["type"] for e in events]
+            assert kinds[-1] == Event.DONE, events[-3:]
+            stages = [e["stage"] for e in events if e["type"] == Event.STAGE]
+            assert stages.index("views") < stages.index("lrm_lim")
+            assert [e["frame"] for e in events if e["type"] == Event.FRAME] == list(range(6))
+            mesh_event = next(e for e in events if e["type"] == Event.MESH)
+            world = np.array(mesh_event["world_transform"])
+            assert not np.allclose(world, np.eye(4))  # placed in front of the given camera
+            centre = world[:3, 3]  # where the model's origin (the object) lands
+            in_camera = np.linalg.inv(np.array(camera["blender"]["matrix_world"], dtype=float)) @ np.append(centre, 1)
+            assert in_camera[2] < -1.0  # in front of a Blender camera: along its -Z
+            manifest = client.get(f"{server.url}/jobs/{job}/files/manifest.json", headers=server.headers).json()
+            assert manifest["monocular"]["placed_by_camera"] and manifest["monocular"]["keyframes_generated"] == 4
+            views = client.get(f"{server.url}/jobs/{job}/files/views.png", headers=server.headers)
+            from PIL import Image
+
+            grid = np.asarray(Image.open(io.BytesIO(views.content)))
+            assert grid.shape[0] == 4 * 64  # the input row and three generated rows
+            mesh = np.load(io.BytesIO(client.get(f"{server.url}/jobs/{job}/mesh", headers=server.headers).content))
+            last = client.get(f"{server.url}/jobs/{job}/frames/5", headers=server.headers)
+            vertices = np.frombuffer(last.content, dtype="<f4").reshape(-1, 3)
+            assert vertices.shape == mesh["vertices"].shape and np.isfinite(vertices).all()
+            bad = client.post(f"{server.url}/jobs", headers=server.headers,
+                              json={"views": [str(single_view), str(single_view)], "monocular": True})
+            assert bad.status_code == 400 and "exactly one video" in bad.text
+    finally:
+        server.stop()
