@@ -17,6 +17,7 @@ class LocalSettings:
     python: str  # the backend environment's interpreter
     cache: Path  # jobs/, token, backend.log live here
     checkpoints: Path = field(default_factory=lambda: EXTENSION_ROOT / "backend" / "checkpoints")
+    device: str = "auto"  # serve --device: auto, cpu or cuda
 
 
 class Link:
@@ -26,6 +27,7 @@ class Link:
         self.health: dict | None = None
         self.error = ""
         self.log_path: Path | None = None
+        self.device = ""  # the device the local backend was started for
 
     def status_line(self) -> str:
         if self.error:
@@ -42,7 +44,8 @@ class Link:
 
     def connect_local(self, settings: LocalSettings) -> Client:
         """The running local backend if it answers, else a fresh one (so a killed backend comes back)."""
-        if self.process is not None and self.process.alive() and self.client is not None:
+        same_device = self.device == settings.device
+        if self.process is not None and self.process.alive() and self.client is not None and same_device:
             try:
                 return self._check(self.client)
             except BackendError:
@@ -57,10 +60,11 @@ class Link:
         try:
             self.process = BackendProcess.start(settings.python, EXTENSION_ROOT, settings.checkpoints, settings.cache / "jobs",
                                                 parent_pid=os.getpid(), log=self.log_path,
-                                                extra=["--token-file", str(token_file)])
+                                                extra=["--token-file", str(token_file), "--device", settings.device])
         except (BackendError, OSError) as error:
             self.error = str(error)
             raise BackendError(self.error) from None
+        self.device = settings.device
         return self._check(Client(self.process.url, token_file.read_text().strip()))
 
     def _check(self, client: Client) -> Client:

@@ -74,7 +74,7 @@ def validate(obj: bpy.types.Object, fmt: str, path: Path, frames: list[int]) -> 
     """Re-import ``path``; the largest world-space distance between its vertices and ``obj``'s over ``frames``.
 
     Exporters may split vertices at UV seams (glTF) or reorder them, so each re-imported vertex is matched
-    once, at the first frame, to the nearest original vertex; later frames compare along that matching.
+    to the original whose trajectory over ``frames`` is nearest; every frame compares along that matching.
     The re-imported objects are removed again and the scene's timing restored.
     """
     scene = bpy.context.scene
@@ -88,14 +88,11 @@ def validate(obj: bpy.types.Object, fmt: str, path: Path, frames: list[int]) -> 
             raise RuntimeError(f"{path.name}: re-import gave {len(meshes)} meshes")
         copy = meshes[0]
         scene.frame_start, scene.frame_end, scene.render.fps, scene.render.fps_base = timing[:4]
-        matching = None
-        worst = 0.0
-        for frame in frames:
-            positions = _world(copy, importer.evaluated_positions(copy, frame))
-            if matching is None:
-                matching = _nearest(positions, source[frame])
-            worst = max(worst, float(np.linalg.norm(positions - source[frame][matching], axis=1).max()))
-        return worst
+        copied = {f: _world(copy, importer.evaluated_positions(copy, f)) for f in frames}
+        # match whole trajectories: two vertices can nearly coincide at one frame and part later
+        matching = _nearest(np.concatenate([copied[f] for f in frames], axis=1),
+                            np.concatenate([source[f] for f in frames], axis=1))
+        return max(float(np.linalg.norm(copied[f] - source[f][matching], axis=1).max()) for f in frames)
     finally:
         _remove_new(existing)
         scene.frame_start, scene.frame_end, scene.render.fps, scene.render.fps_base = timing[:4]

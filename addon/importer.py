@@ -58,6 +58,8 @@ def build_object(key: str, job_id: str, data: dict[str, Any], scene: bpy.types.S
     mesh.validate()
     mesh.materials.append(_material(key, data["texture"]))
     obj = bpy.data.objects.new(f"lim4d_{key}", mesh)
+    if data.get("world_transform"):  # monocular: in front of the camera that shot the clip
+        obj.matrix_world = [list(row) for row in np.asarray(data["world_transform"], dtype=np.float64)]
     scene.collection.objects.link(obj)
     obj[KEY_PROP], obj[JOB_PROP], obj[BASE_PROP] = key, job_id, base_frame
     obj.shape_key_add(name="Basis", from_mix=False)

@@ -37,6 +37,13 @@ def blender_camera(obj: bpy.types.Object, width: int, height: int) -> dict[str, 
                         "shift_x": cam.shift_x, "shift_y": cam.shift_y, "width": int(width), "height": int(height)}}
 
 
+def camera_elevation(obj: bpy.types.Object) -> float:
+    """How far the camera looks down, in degrees (the backend's assumed height over the object), clamped."""
+    forward = -np.asarray(obj.matrix_world, dtype=np.float64)[:3, 2]  # cameras look along their -Z
+    forward /= max(np.linalg.norm(forward), 1e-12)
+    return float(np.clip(np.degrees(np.arcsin(-forward[2])), -45.0, 60.0))
+
+
 def gather_inputs(scene: bpy.types.Scene, space_clip: bpy.types.MovieClip | None = None) -> tuple[list[str], list[dict], int]:
     """(video paths, cameras, scene frame of the clip's first frame) from the panel's choices; ValueError says what is missing."""
     settings = scene.lim4d
@@ -80,7 +87,7 @@ def _sequencer_strips(scene: bpy.types.Scene) -> list:
     editor = scene.sequence_editor
     if editor is None:
         return []
-    return list(getattr(editor, "strips_all", None) or getattr(editor, "sequences_all", []))
+    return list(editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all)  # renamed in 5.0
 
 
 def _video_size(path: str, scene: bpy.types.Scene) -> tuple[int, int]:
@@ -94,7 +101,9 @@ def connect(context: bpy.types.Context) -> Client:
         return LINK.connect_remote(prefs.remote_url, prefs.remote_token)
     python = prefs.python_path if prefs else ""
     checkpoints = Path(bpy.path.abspath(prefs.checkpoints)) if prefs and prefs.checkpoints else EXTENSION_ROOT / "backend" / "checkpoints"
-    return LINK.connect_local(LocalSettings(bpy.path.abspath(python) if python else "", preferences.cache_folder(), checkpoints))
+    device = prefs.device.lower() if prefs else "auto"
+    return LINK.connect_local(LocalSettings(bpy.path.abspath(python) if python else "", preferences.cache_folder(), checkpoints,
+                                            device))
 
 
 def start_import(context: bpy.types.Context, request: dict[str, Any] | None = None, key: str | None = None) -> Session:
@@ -107,6 +116,8 @@ def start_import(context: bpy.types.Context, request: dict[str, Any] | None = No
                    "frame_end": settings.frame_end or None, "stride": settings.stride, "retime": settings.retime,
                    "quality": settings.quality, "texture_size": settings.texture_size or None,
                    "base_frame": base + settings.frame_start}
+        if settings.mode != "MULTI":
+            request |= {"monocular": True, "elevation_deg": camera_elevation(scene.camera)}
     client = connect(context)
     payload = {k: v for k, v in request.items() if k != "base_frame"}
     prefs = preferences.get(context)

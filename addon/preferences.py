@@ -30,6 +30,15 @@ class Lim4dPreferences(bpy.types.AddonPreferences):
         name="Checkpoints", subtype="DIR_PATH",
         description="Folder with lrm/, lim/, lrm_canonical/, lim_canonical/ (empty: the bundled tiny models)",
     )
+    device: bpy.props.EnumProperty(
+        name="Device",
+        items=[
+            ("AUTO", "Auto", "The GPU when the backend's torch sees one, else the CPU"),
+            ("CPU", "CPU", "Always the CPU"),
+            ("CUDA", "GPU (CUDA)", "The NVIDIA GPU; the backend refuses to start without one"),
+        ],
+        default="AUTO",
+    )
     remote_url: bpy.props.StringProperty(name="URL", default="http://127.0.0.1:8765")
     remote_token: bpy.props.StringProperty(name="Token", subtype="PASSWORD")
 
@@ -39,6 +48,7 @@ class Lim4dPreferences(bpy.types.AddonPreferences):
         if self.backend_mode == "LOCAL":
             layout.prop(self, "python_path")
             layout.prop(self, "checkpoints")
+            layout.prop(self, "device")
             row = layout.row()
             row.operator("lim4d.create_environment", icon="CONSOLE")
             row.operator("lim4d.show_log", icon="TEXT")

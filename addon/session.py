@@ -4,7 +4,7 @@ The thread never touches bpy. It puts messages on a queue that the main thread d
 modal operator calls `drain_all`; tests call it directly, as timers never fire in bpy-as-module):
 
     ("progress", {"stage", "fraction", "eta_s"})     ("log", text)
-    ("mesh", {"vertices", "faces", "uvs", "texture", "frames", "fps", "positions"})
+    ("mesh", {"vertices", "faces", "uvs", "texture", "frames", "fps", "positions", "world_transform"})
     ("frame", index, position, vertices (N, 3) float32)
     ("end", state, error or None)
 """
@@ -76,7 +76,7 @@ class Session:
         # a resumed stream may start after the mesh event: then frames and fps come from the saved object
         return {"vertices": mesh["vertices"], "faces": mesh["faces"], "uvs": mesh["uvs"],
                 "texture": self.client.texture(self.job_id), "frames": info.get("frames"), "fps": info.get("fps"),
-                "times": info.get("times")}
+                "times": info.get("times"), "world_transform": info.get("world_transform")}
 
     def _frame(self, index: int) -> np.ndarray:
         data, shape = self.client.frame(self.job_id, index)

@@ -47,6 +47,15 @@ def _bench(args: argparse.Namespace) -> int:
         from backend.bench.track import run as run_track
 
         run_track(parse_seeds(args.seeds), Path(args.checkpoints), Path(args.results), json_path, args.config)
+    elif args.what == "scale":
+        from backend.bench.scale import run as run_scale
+
+        counts = [int(n) for n in (args.sizes or "16,64,256").split(",")]
+        run_scale(counts, parse_seeds(args.seeds)[0], Path(args.checkpoints), Path(args.results), json_path)
+    elif args.what == "plots":
+        from backend.bench.scale import plots
+
+        print("\n".join(str(p) for p in plots(Path(args.results).parent)))
     elif args.what == "mono":
         from backend.bench.mono import run as run_mono
 
@@ -145,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     world.set_defaults(handler=_world)
 
     bench = commands.add_parser("bench", help="benchmarks; results go to benchmarks/RESULTS.md")
-    bench.add_argument("what", choices=["world", "interp", "speed", "track", "canonical", "service", "import", "mono"])
+    bench.add_argument("what", choices=["world", "interp", "speed", "track", "canonical", "service", "import", "mono", "scale", "plots"])
     bench.add_argument("--seeds", default="1000000-1000007", help="evaluation seeds, A-B or a,b,c")
     bench.add_argument("--config", default="tiny", help="model config (speed: comma-separated list)")
     bench.add_argument("--checkpoints", default="backend/checkpoints", help="interp: folder with lrm/, lim/, lim_no_causal/")
@@ -153,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--gltf", nargs="*", default=None, help="interp: evaluate on these animated glTF assets instead")
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
     bench.add_argument("--jobs", type=int, default=20, help="service: consecutive jobs of the soak")
+    bench.add_argument("--sizes", default=None, help="scale: clip lengths in frames (default 16,64,256)")
     bench.add_argument("--frames", type=int, default=None, help="service: frames per job (12); import: frames (300)")
     bench.add_argument("--vertices", type=int, default=20000, help="import: vertices per frame")
     bench.add_argument("--results", default="benchmarks/RESULTS.md")

@@ -7,6 +7,8 @@
    start the backend through it, bind a Blender camera to each view, press Reconstruct, stream the
    mesh and its frames in as shape keys, and write `demo.blend`, `demo.glb`, `demo_contact.png`
    (input | Blender render from the input camera | from the side) and `demo_turntable.mp4`;
+   then a real monocular clip (DAVIS bear, when ../shared/data is here) through the Monocular mode:
+   `demo_monocular_contact.png`;
 4. optionally (`gltf=True`) render a real animated glTF asset in Blender into the clip-folder format.
 """
 
@@ -31,6 +33,7 @@ from backend.world.clip import write_world_clip
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINTS = REPO / "backend" / "checkpoints"
 SHARED_ASSET = REPO.parent / "shared" / "data" / "assets" / "Fox.glb"
+DAVIS_CLIP = REPO.parent / "shared" / "data" / "videos" / "davis" / "bear.gif"
 DEMO_SEED = 1_000_003
 
 
@@ -81,10 +84,12 @@ def build_extension(out: Path) -> Path:
     return next(out.glob("lim4d-*.zip"))
 
 
-def drive_extension(archive: Path, clip: Path, out: Path, size: int) -> dict:
+def drive_extension(archive: Path, clip: Path, out: Path, size: int, monocular: Path | None = None) -> dict:
     """Run backend/drive_extension.py in its own Blender process; returns its report."""
     options = {"archive": str(archive), "python": sys.executable, "clip": str(clip), "out": str(out / "blender"),
                "stride": 4, "quality": "final", "formats": ["GLTF"], "demo": {"size": size, "columns": 6}}
+    if monocular is not None:
+        options["demo_monocular"] = str(monocular)
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(out / "blender_user"), "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-m", "backend.drive_extension", json.dumps(options)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=1800)
@@ -97,10 +102,16 @@ def drive_extension(archive: Path, clip: Path, out: Path, size: int) -> dict:
     for name, target in (("result.blend", "demo.blend"), ("result.glb", "demo.glb"), ("demo_contact.png", "demo_contact.png"),
                          ("demo_turntable.mp4", "demo_turntable.mp4")):
         shutil.copy2(out / "blender" / name, out / target)
+    if monocular is not None:
+        mono = report.get("monocular_demo", {})
+        if mono.get("state") != "done":
+            raise RuntimeError(f"the monocular import ended {mono.get('state')}: {mono.get('error')}")
+        shutil.copy2(out / "blender" / "davis_contact.png", out / "demo_monocular_contact.png")
     return report
 
 
-def run(out: Path, views: int = 4, frames: int = 16, size: int = 128, gltf: bool = False) -> int:
+def run(out: Path, views: int = 4, frames: int = 16, size: int = 128, gltf: bool = False,
+        monocular: Path | None = DAVIS_CLIP) -> int:
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -115,17 +126,25 @@ def run(out: Path, views: int = 4, frames: int = 16, size: int = 128, gltf: bool
     archive = build_extension(out / "dist")
     _stage(f"extension built with Blender's own tool: {archive}", started)
     started = time.perf_counter()
-    report = drive_extension(archive, out / "world", out, size=max(size, 128))
+    if monocular is not None and not monocular.is_file():
+        print(f"[demo] {monocular} is not here (../shared/data): skipping the monocular part", flush=True)
+        monocular = None
+    report = drive_extension(archive, out / "world", out, size=max(size, 128), monocular=monocular)
     _stage(f"in Blender: installed the zip, started the backend, imported {report['frames']} frames as "
            f"{report['shape_keys']} shape keys ({report['seconds_to_first_frame']:.1f}s to the first frame, "
            f"{report['seconds_total']:.1f}s in all; scrub error {report['scrub_error']:.1e}; glTF re-import error "
            f"{report['exports']['GLTF'].get('error', float('nan')):.1e}) -> {out / 'demo.blend'}, {out / 'demo.glb'}, "
            f"{out / 'demo_contact.png'}, {out / 'demo_turntable.mp4'}", started)
+    if monocular is not None:
+        mono = report["monocular_demo"]
+        print(f"[demo] monocular: {mono['video']} (one camera) -> matte, framing, generated views, LRM + LIM, "
+              f"tracked mesh: {mono['frames']} frames imported in {mono['seconds_total']:.1f}s, placed in front of "
+              f"its camera; input | that camera | the side in {out / 'demo_monocular_contact.png'}", flush=True)
     if gltf and SHARED_ASSET.is_file():
         from backend.world.gltf_clip import write_gltf_clip
 
         started = time.perf_counter()
         write_gltf_clip(out / "fox", SHARED_ASSET, "Walk", views=4, frames=8, size=size)
         _stage(f"glTF clip: Fox (Walk) rendered in Blender -> {out / 'fox'}", started)
-    print("[demo] done. Monocular clips (multi-view diffusion) are not built yet.")
+    print("[demo] done.")
     return 0

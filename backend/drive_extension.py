@@ -138,12 +138,13 @@ def orbit_camera(name: str, target: np.ndarray, radius: float, azimuth: float, h
     return camera
 
 
-def render_demo(obj, clip: Path, out: Path, demo: dict) -> None:
+def render_demo(obj, frames_in: np.ndarray, input_camera, out: Path, demo: dict, name: str = "demo",
+                turntable: bool = True) -> None:
     """Blender renders of the animated, textured mesh: a contact sheet (input | from the input camera | from
     the side) at several frames, and a turntable while the animation plays (Workbench, texture colours)."""
     from PIL import Image
 
-    from backend.io.video import read_video, write_mp4
+    from backend.io.video import write_mp4
 
     scene = bpy.context.scene
     scene.render.engine = "BLENDER_WORKBENCH"
@@ -159,28 +160,93 @@ def render_demo(obj, clip: Path, out: Path, demo: dict) -> None:
     renders.mkdir(exist_ok=True)
     bounds = np.array([obj.matrix_world @ v.co for v in obj.data.vertices])
     centre, radius = bounds.mean(0), 4.0 * np.abs(bounds - bounds.mean(0)).max()
-    input_camera = scene.lim4d.bindings[0].camera
     side = orbit_camera("demo_side", centre, radius, np.arctan2(*(np.array(input_camera.location)[[1, 0]] - centre[[1, 0]]))
                         + np.pi / 2, 0.3 * radius)
-    frames_in, _ = read_video(clip / "view_00.mp4")
     columns = np.unique(np.linspace(scene.frame_start, scene.frame_end, demo.get("columns", 6)).round().astype(int))
     rows = [[], [], []]
     for frame in columns:
         index = frame - scene.frame_start
         rows[0].append(np.asarray(Image.fromarray(frames_in[min(index, len(frames_in) - 1)]).resize((size, size))))
-        rows[1].append(render_still(input_camera, frame, renders / f"input_{frame:04d}.png", size))
-        rows[2].append(render_still(side, frame, renders / f"side_{frame:04d}.png", size))
+        rows[1].append(render_still(input_camera, frame, renders / f"{name}_input_{frame:04d}.png", size))
+        rows[2].append(render_still(side, frame, renders / f"{name}_side_{frame:04d}.png", size))
     sheet = np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0)
-    Image.fromarray(sheet).save(out / "demo_contact.png")
-    turntable = []
-    count = scene.frame_end - scene.frame_start + 1
-    for step in range(demo.get("turntable", 2 * count)):
-        camera = orbit_camera(f"turn_{step}", centre, radius, 2 * np.pi * step / demo.get("turntable", 2 * count), 0.3 * radius)
-        turntable.append(render_still(camera, scene.frame_start + step % count, renders / f"turn_{step:04d}.png", size))
-        bpy.data.objects.remove(camera)
-    write_mp4(out / "demo_turntable.mp4", np.stack(turntable), scene.render.fps / scene.render.fps_base)
+    Image.fromarray(sheet).save(out / f"{name}_contact.png")
+    if turntable:
+        frames = []
+        count = scene.frame_end - scene.frame_start + 1
+        steps = demo.get("turntable", 2 * count)
+        for step in range(steps):
+            camera = orbit_camera(f"turn_{step}", centre, radius, 2 * np.pi * step / steps, 0.3 * radius)
+            frames.append(render_still(camera, scene.frame_start + step % count, renders / f"turn_{step:04d}.png", size))
+            bpy.data.objects.remove(camera)
+        write_mp4(out / f"{name}_turntable.mp4", np.stack(frames), scene.render.fps / scene.render.fps_base)
     bpy.data.objects.remove(side)
     scene.camera = input_camera
+
+
+def monocular_demo(video: Path, out: Path, demo: dict) -> dict:
+    """A real monocular clip through the Monocular mode: a camera of its own, beside the multi-view result."""
+    from PIL import Image
+
+    scene, settings = bpy.context.scene, bpy.context.scene.lim4d
+    camera = bpy.data.objects.new("davis_camera", bpy.data.cameras.new("davis_camera"))
+    scene.collection.objects.link(camera)
+    camera.location, camera.rotation_euler = (8.0, -8.0, 1.5), (np.radians(82), 0.0, 0.0)
+    scene.camera = camera
+    settings.mode, settings.source, settings.filepath = "MONO", "FILE", str(video)
+    settings.frame_start, settings.frame_end, settings.import_key = 0, 0, ""
+    started = time.perf_counter()
+    if bpy.ops.lim4d.reconstruct() != {"FINISHED"}:
+        raise RuntimeError(f"Reconstruct refused: {settings.error}")
+    pump()
+    report = {"video": video.name, "state": settings.state, "error": settings.error,
+              "seconds_total": time.perf_counter() - started}
+    obj = current_object()
+    if settings.state != "done" or obj is None:
+        return report
+    report |= {"frames": imported(obj), "expected": obj["lim4d_frames"]}
+    with Image.open(video) as gif:
+        frames_in = []
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            frames_in.append(np.asarray(gif.convert("RGB")))
+    render_demo(obj, np.stack(frames_in), camera, out, demo, name=demo.get("name", "davis"), turntable=False)
+    return report
+
+
+def monocular(video: Path) -> dict:
+    """The three monocular sources resolve to the right file and first frame; then a whole job from a file,
+    placed in front of the scene camera."""
+    scene, settings, operators = bpy.context.scene, bpy.context.scene.lim4d, module("operators")
+    camera = bpy.data.objects.new("shot_by", bpy.data.cameras.new("shot_by"))
+    scene.collection.objects.link(camera)
+    camera.location, camera.rotation_euler = (0.5, -7.0, 2.0), (np.radians(78), 0.0, np.radians(4))
+    scene.camera = camera
+    settings.mode, settings.frame_start, settings.frame_end = "MONO", 0, 0
+    found = {}
+    editor = scene.sequence_editor_create()
+    strips = editor.strips if hasattr(editor, "strips") else editor.sequences  # 5.0 renamed sequences to strips
+    strip = strips.new_movie("mono", str(video), 1, 7)
+    strip.select = True
+    settings.source = "STRIPS"
+    found["STRIPS"] = operators.gather_inputs(scene)[::2]
+    strip.select = False
+    settings.source = "CLIP"
+    clip = bpy.data.movieclips.load(str(video))
+    clip.frame_start = 3
+    scene.active_clip = clip
+    found["CLIP"] = operators.gather_inputs(scene)[::2]
+    settings.source, settings.filepath = "FILE", str(video)
+    found["FILE"] = operators.gather_inputs(scene)[::2]
+    settings.import_key = ""
+    bpy.ops.lim4d.reconstruct()
+    pump()
+    obj = current_object()
+    centre = np.asarray(obj.matrix_world, dtype=np.float64)[:3, 3]
+    in_camera = np.linalg.inv(np.asarray(camera.matrix_world, dtype=np.float64)) @ np.append(centre, 1.0)
+    return {"sources": {k: [v[0][0], v[1]] for k, v in found.items()}, "video": str(video), "state": settings.state,
+            "error": settings.error, "frames": imported(obj), "expected": obj["lim4d_frames"] if obj else None,
+            "object_in_camera": in_camera[:3].tolist(), "elevation_deg": operators.camera_elevation(camera)}
 
 
 def main(options: dict) -> dict:
@@ -207,7 +273,12 @@ def main(options: dict) -> dict:
         return report
     check_import(report, out, options.get("formats", ["GLTF", "FBX", "ABC", "USD"]))
     if options.get("demo"):
-        render_demo(current_object(), Path(options["clip"]), out, options["demo"])
+        from backend.io.video import read_video
+
+        frames_in, _ = read_video(Path(options["clip"]) / "view_00.mp4")
+        render_demo(current_object(), frames_in, settings.bindings[0].camera, out, options["demo"])
+    if options.get("demo_monocular"):
+        report["monocular_demo"] = monocular_demo(Path(options["demo_monocular"]), out, options.get("demo") or {})
     bpy.ops.wm.save_as_mainfile(filepath=str(out / "result.blend"))
 
     if options.get("kill_backend"):
@@ -250,6 +321,8 @@ def main(options: dict) -> dict:
         pump()
         obj = module("importer").find_object(key)
         report["reopened"] = {"frames_at_save": saved, "frames": imported(obj), "expected": obj["lim4d_frames"]}
+    if options.get("monocular"):
+        report["monocular"] = monocular(Path(options["clip"]) / "view_00.mp4")
     online = bool(getattr(bpy.app, "online_access", True))
     report["create_environment"] = {"online_access": online}
     if not online:  # offline Blender: the operator must refuse and say why, installing nothing

@@ -34,7 +34,8 @@ def report(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
     assert run_backend("world", "--seed", "1000004", "--views", "3", "--frames", "5", "--size", "64",
                        "--out", str(clip)).returncode == 0
     options = {"archive": str(next(root.glob("lim4d-*.zip"))), "python": sys.executable, "clip": str(clip),
-               "out": str(root / "out"), "stride": 2, "quality": "preview", "kill_backend": True, "reopen": True, "cancel": True}
+               "out": str(root / "out"), "stride": 2, "quality": "preview", "kill_backend": True, "reopen": True, "cancel": True,
+               "monocular": True}
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(root / "user"), "PYTHONPATH": str(REPO)}
     done = subprocess.run([request.param, "-m", "backend.drive_extension", json.dumps(options)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
@@ -81,3 +82,15 @@ def test_creating_the_backend_environment_honours_offline_blender(report: dict) 
     if made["online_access"]:
         pytest.skip("this Blender allows online access; the refusal path is not reachable")
     assert made["result"] == ["CANCELLED"] and "Online Access" in made["message"]
+
+
+def test_monocular_sources_and_placement_in_front_of_the_camera(report: dict) -> None:
+    """A selected VSE movie strip, the active movie clip and a file each resolve to the video and the scene
+    frame where it starts; a monocular job from the file imports every frame, in front of the scene camera."""
+    mono = report["monocular"]
+    assert mono["sources"] == {"STRIPS": [mono["video"], 7], "CLIP": [mono["video"], 3], "FILE": [mono["video"], 1]}
+    assert mono["state"] == "done", mono["error"]
+    assert mono["frames"] == mono["expected"] > 0
+    x, y, z = mono["object_in_camera"]
+    assert z < -1.0 and abs(x) < -z and abs(y) < -z  # ahead of the camera (its -Z), inside its view cone
+    assert 5 < mono["elevation_deg"] < 20  # the camera looks down by 12 degrees

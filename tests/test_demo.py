@@ -10,7 +10,13 @@ from backend.demo import run
 
 
 def test_demo_driver_smallest(tmp_path: Path, capsys) -> None:
-    assert run(tmp_path, views=2, frames=5, size=64) == 0
+    from backend.world.clip import render_world_clip
+
+    _, _, _, render = render_world_clip(1000011, 1, 5, 96)  # a small monocular GIF for the monocular part
+    frames = [Image.fromarray(f) for f in render.composite()[0]]
+    frames[0].save(tmp_path / "mono.gif", save_all=True, append_images=frames[1:], duration=80)
+    assert run(tmp_path / "out", views=2, frames=5, size=64, monocular=tmp_path / "mono.gif") == 0
+    tmp_path = tmp_path / "out"
     printed = capsys.readouterr().out
     assert "novel-view PSNR_FG" in printed and "imported 5 frames as 6 shape keys" in printed
     assert (tmp_path / "world" / "contact.png").is_file()
@@ -23,3 +29,6 @@ def test_demo_driver_smallest(tmp_path: Path, capsys) -> None:
     with av.open(str(tmp_path / "demo_turntable.mp4")) as video:
         assert video.streams.video[0].frames == 10
     assert (tmp_path / "demo.blend").stat().st_size > 0 and (tmp_path / "demo.glb").stat().st_size > 0
+    assert "monocular: mono.gif (one camera)" in printed and "5 frames imported" in printed
+    mono = Image.open(tmp_path / "demo_monocular_contact.png")
+    assert mono.size == (5 * 128, 3 * 128) and mono.convert("L").getextrema()[0] < 200

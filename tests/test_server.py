@@ -336,3 +336,17 @@ def test_allowed_roots_confine_inputs(tmp_path: Path, clip: Path) -> None:
         assert response.status_code == 403
     finally:
         server.stop()
+
+
+def test_device_choice_is_reported_and_a_missing_gpu_is_refused(tmp_path: Path) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        refused = run_backend("serve", "--device", "cuda", "--jobs", str(tmp_path / "refused"), timeout=120)
+        assert refused.returncode != 0 and "no CUDA GPU" in refused.stderr
+    server = Backend(tmp_path / "jobs", "--device", "cpu")
+    try:
+        health = httpx.get(f"{server.url}/health", headers=server.headers).json()
+        assert server.info["device"] == health["device"] == "cpu"
+    finally:
+        server.stop()

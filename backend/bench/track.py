@@ -92,6 +92,8 @@ def evaluate_seed(seed: int, models: Models, settings: Settings) -> dict[str, fl
         "psnr_untracked": float(np.mean(psnr_untracked)),
         **{f"seconds_{stage}": timings.get(stage, 0.0) for stage in ("marching_cubes", "decimation", "uv", "texture")},
         "seconds_tracking_per_frame": timings.get("tracking", 0.0) / (FRAMES - 1),
+        "vertex_error_per_frame_pct": errors.mean(axis=1).tolist(),
+        "static_error_per_frame_pct": np.mean(static, axis=1).tolist(),
     }
 
 
@@ -100,7 +102,7 @@ def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | No
     settings = Settings(target_faces=4000, texture_size=256, gaussian_count=2000)
     started = time.perf_counter()
     rows = [evaluate_seed(seed, models, settings) for seed in seeds]
-    figures = {key: round(float(np.mean([r[key] for r in rows])), 3) for key in rows[0]}
+    figures = {key: np.round(np.mean([r[key] for r in rows], axis=0), 3).tolist() for key in rows[0]}
     figures["psnr_gap_db"] = round(figures["psnr_untracked"] - figures["psnr_tracked"], 3)
     figures.update({"config": config_name, "device": device_description(), "date": today(), "seeds": seeds,
                     "frames": FRAMES, "seconds": round(time.perf_counter() - started, 1)})
