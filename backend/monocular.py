@@ -161,7 +161,8 @@ def reconstruct_monocular(source: Path, models, out: Path, settings, progress, s
 
     generator = models.diffusion()  # first: a missing model is the clearer error
     with progress.stage("decode"):
-        footage = load_monocular(source, models.lrm.config.image_size, frame_start, frame_end, mask_path=mask_path)
+        size = max(models.lrm.config.image_size, generator.image_size)  # the LRM reads a downsized copy
+        footage = load_monocular(source, size, frame_start, frame_end, mask_path=mask_path)
     with progress.stage("views"):
         mono = monocular_clip(footage.frames, footage.masks, footage.framing, footage.matte_method, generator,
                               settings.stride, footage.fps, elevation_deg, seed)

@@ -12,12 +12,15 @@ Stdlib only: Blender's own Python imports this file from the extension as well. 
     GET  /jobs/{id}/mesh                 mesh.npz (vertices, faces, uvs)
     GET  /jobs/{id}/texture              texture.png
     GET  /jobs/{id}/frames/{index}       float32 little-endian vertex positions, N x 3 (header X-Lim4d-Shape)
-    GET  /jobs/{id}/files/{name}         manifest.json, animation.glb, preview.png, preview.mp4
+    GET  /jobs/{id}/files/{name}         manifest.json, animation.glb, preview.png, preview.mp4, views.png
     GET  /jobs/{id}/log                  the worker's log (text)
     DELETE /jobs/{id}                    remove a finished job and its files
 
 The backend's first line on stdout is one JSON object: {"lim4d": "listening", "url": ..., "address": ...,
-"token": ... (only when it made one), "pid": ...}.
+"token": ... (only when it made one), "pid": ..., "device": "cpu" or "cuda"}.
+
+A monocular job is one video with `"monocular": true` and at most one camera (the one that shot it: the
+result is placed where it saw the object); the other views are generated (stage "views").
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class Event:
     STARTED = "started"  # {}
     STAGE = "stage"  # {"stage": name, "fraction": 0..1, "eta_s": seconds or null}
     LOG = "log"  # {"message": text}
-    MESH = "mesh"  # {"vertices": n, "faces": n, "frames": n, "fps": f, "times": [...]}: mesh and texture ready
+    MESH = "mesh"  # {"vertices", "faces", "frames", "fps", "times": [...], "world_transform": 4x4}: mesh, texture ready
     FRAME = "frame"  # {"frame": i, "position": input-frame position, "fraction", "eta_s"}: frame i ready
     DONE = "done"  # {"frames": n}
     FAILED = "failed"  # {"error": reason, "frames": n finished}

@@ -6,6 +6,14 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 
+def config_from_dict(kind: type, data: dict[str, Any]) -> Any:
+    """A config dataclass from JSON data, refusing unknown keys (JSON lists become the tuples fields hold)."""
+    unknown = set(data) - {f.name for f in fields(kind)}
+    if unknown:
+        raise ValueError(f"unknown {kind.__name__} keys: {', '.join(sorted(unknown))}")
+    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     image_size: int = 64  # input views are resized to image_size²
@@ -35,11 +43,7 @@ class ModelConfig:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(ModelConfig)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
-        return ModelConfig(**data)
+        return config_from_dict(ModelConfig, data)
 
     def with_canonical(self) -> ModelConfig:
         return replace(self, canonical=True)

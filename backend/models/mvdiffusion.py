@@ -13,7 +13,7 @@ Sampling is DDIM (v-prediction, trailing timesteps, zero terminal SNR) from diff
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from torch import nn
 
 from backend.io.cameras import Camera
 from backend.models.blocks import patchify
+from backend.models.config import config_from_dict
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,7 @@ class DiffusionConfig:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> DiffusionConfig:
-        known = {f.name for f in fields(DiffusionConfig)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown diffusion config keys: {', '.join(sorted(unknown))}")
-        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return DiffusionConfig(**data)
+        return config_from_dict(DiffusionConfig, data)
 
 
 PRESETS: dict[str, DiffusionConfig] = {
@@ -131,7 +127,7 @@ def training_scheduler(config: DiffusionConfig) -> DDPMScheduler:
 
 def sampling_scheduler(config: DiffusionConfig) -> DDIMScheduler:
     return DDIMScheduler(num_train_timesteps=config.train_timesteps, beta_schedule="squaredcos_cap_v2",
-                         prediction_type="v_prediction", rescale_betas_zero_snr=True, clip_sample=False,
+                         prediction_type="v_prediction", rescale_betas_zero_snr=True, clip_sample=True,
                          timestep_spacing="trailing", set_alpha_to_one=True)
 
 

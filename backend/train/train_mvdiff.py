@@ -4,7 +4,8 @@ Each sample: a training object at keyframe time t₁ seen by one random ring cam
 view) and by that camera turned by the config's azimuths (the views to generate); the same
 cameras at an earlier keyframe t₀ give the previous keyframe's views, noised a little because at
 inference they are the model's own samples, and dropped 30 % of the time (the first keyframe).
-Loss: v-prediction MSE at uniform random timesteps. Resumable; torchrun-ready.
+Loss: v-prediction MSE at uniform random timesteps. The weights' moving average is kept in OUT/ema (export
+that one). Resumable; torchrun-ready.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from backend.world.render import render_clip
 
 FIRST_KEYFRAME_SHARE = 0.3  # samples without a previous keyframe
 PREVIOUS_NOISE = 0.15  # largest std of the noise on the previous views ([-1, 1] units)
+EMA_DECAY = 0.998  # the shipped weights are this average (OUT/ema), not the last step's
 
 
 def make_batch(step: int, rank: int, batch: int, config_name: str) -> dict[str, torch.Tensor]:
@@ -78,5 +80,5 @@ def main(args: argparse.Namespace) -> int:
         optimizer, start = optimizer_for(model), 0
     objective = env.wrap(Objective(model, diffusion_step))
     batches = Prefetched(partial(make_batch, rank=env.rank, batch=args.batch, config_name=args.config), start, args.steps)
-    run_training(env, out, "mvdiff", model, optimizer, objective, batches, args, start, salt=5)
+    run_training(env, out, "mvdiff", model, optimizer, objective, batches, args, start, salt=5, ema_decay=EMA_DECAY)
     return 0
