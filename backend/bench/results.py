@@ -38,8 +38,10 @@ def append_row(results: Path, section: str, header: list[str], row: list[str]) -
         start = text.index(heading)
         end = text.find("\n## ", start + len(heading))
         end = len(text) if end < 0 else end
-        body = text[start:end].rstrip("\n") + "\n" + line + "\n"
-        text = text[:start] + body + ("\n" + text[end:].lstrip("\n") if end < len(text) else "")
+        lines = text[start:end].split("\n")
+        last_row = max(i for i, existing in enumerate(lines) if existing.startswith("|"))  # after the table, not the prose
+        lines.insert(last_row + 1, line)
+        text = text[:start] + "\n".join(lines) + text[end:]
     results.write_text(text)
 
 
