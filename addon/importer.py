@@ -15,6 +15,7 @@ from typing import Any
 
 import bpy
 import numpy as np
+from mathutils import Matrix
 
 JOB_PROP, FRAMES_PROP, BASE_PROP, KEY_PROP = "lim4d_job", "lim4d_frames", "lim4d_base_frame", "lim4d_import"
 
@@ -59,7 +60,8 @@ def build_object(key: str, job_id: str, data: dict[str, Any], scene: bpy.types.S
     mesh.materials.append(_material(key, data["texture"]))
     obj = bpy.data.objects.new(f"lim4d_{key}", mesh)
     if data.get("world_transform"):  # monocular: in front of the camera that shot the clip
-        obj.matrix_world = [list(row) for row in np.asarray(data["world_transform"], dtype=np.float64)]
+        # a Matrix from rows: a plain nested list would be read column by column (the translation lost)
+        obj.matrix_world = Matrix(np.asarray(data["world_transform"], dtype=np.float64).tolist())
     scene.collection.objects.link(obj)
     obj[KEY_PROP], obj[JOB_PROP], obj[BASE_PROP] = key, job_id, base_frame
     obj.shape_key_add(name="Basis", from_mix=False)

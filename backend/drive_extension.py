@@ -221,7 +221,8 @@ def monocular(video: Path) -> dict:
     scene, settings, operators = bpy.context.scene, bpy.context.scene.lim4d, module("operators")
     camera = bpy.data.objects.new("shot_by", bpy.data.cameras.new("shot_by"))
     scene.collection.objects.link(camera)
-    camera.location, camera.rotation_euler = (0.5, -7.0, 2.0), (np.radians(78), 0.0, np.radians(4))
+    # off the origin's line of sight: a result left at the origin would be outside this camera's view
+    camera.location, camera.rotation_euler = (12.0, -7.0, 2.0), (np.radians(78), 0.0, np.radians(4))
     scene.camera = camera
     settings.mode, settings.frame_start, settings.frame_end = "MONO", 0, 0
     found = {}

@@ -92,5 +92,5 @@ def test_monocular_sources_and_placement_in_front_of_the_camera(report: dict) ->
     assert mono["state"] == "done", mono["error"]
     assert mono["frames"] == mono["expected"] > 0
     x, y, z = mono["object_in_camera"]
-    assert z < -1.0 and abs(x) < -z and abs(y) < -z  # ahead of the camera (its -Z), inside its view cone
+    assert z < -1.0 and abs(x) < 0.2 * -z and abs(y) < 0.2 * -z  # ahead of the camera (its -Z), near its axis
     assert 5 < mono["elevation_deg"] < 20  # the camera looks down by 12 degrees
