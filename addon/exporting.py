@@ -106,6 +106,9 @@ def _world(obj: bpy.types.Object, local: np.ndarray) -> np.ndarray:
 
 def _nearest(points: np.ndarray, reference: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """Index of the nearest ``reference`` point for each of ``points`` (numpy only: Blender has no scipy)."""
+    # centred float64: far from the origin (a placed monocular result), float32 |r|² - 2p·r loses the gaps
+    centre = reference.mean(axis=0)
+    points, reference = points.astype(np.float64) - centre, reference.astype(np.float64) - centre
     out = np.empty(len(points), dtype=np.int64)
     squared = (reference**2).sum(1)
     for start in range(0, len(points), chunk):

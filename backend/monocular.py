@@ -106,7 +106,7 @@ def placement(framing: Framing, shot_by: Camera, virtual: Camera) -> np.ndarray:
     depth = MODEL_RADIUS * shot_by.K[0, 0] * framing.scale / virtual.K[0, 0] * (virtual.width / framing.size)
     turn = _rotation_between(np.array([0.0, 0.0, 1.0]), ray)
     shift = np.eye(4)
-    shift[2, 3] = depth - MODEL_RADIUS
+    shift[2, 3] = depth / ray[2] - MODEL_RADIUS  # depth is the z-depth; the object goes along the ray
     rotate = np.eye(4)
     rotate[:3, :3] = turn
     return shot_by.camera_to_world @ rotate @ shift @ virtual.world_to_camera

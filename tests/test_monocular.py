@@ -21,7 +21,7 @@ from backend.protocol import Event
 from tests.conftest import REPO, Backend, run_backend
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SMALL = DiffusionConfig(image_size=16, block_channels=(8, 16), attention_head_dim=8, token_dim=16, condition_patch=4,
+SMALL = DiffusionConfig(image_size=16, block_channels=(8, 16), attention_heads=2, token_dim=16, condition_patch=4,
                         sample_steps=3)
 
 
@@ -102,13 +102,15 @@ def test_a_local_diffusers_pipeline_folder_makes_the_views(tmp_path: Path, monke
         LocalPipelineViews(tmp_path / "pipe")
 
 
-def test_placement_puts_the_object_where_the_shooting_camera_saw_it() -> None:
+@pytest.mark.parametrize("left, top", [(380.0, 60.0), (10.0, 5.0)], ids=["near the centre", "in a corner"])
+def test_placement_puts_the_object_where_the_shooting_camera_saw_it(left: float, top: float) -> None:
     """A point near the object, seen through virtual camera + framing, and the same point placed in the
-    scene, seen through the shooting camera, land on the same clip pixel (exactly at the centre)."""
+    scene, seen through the shooting camera, land on the same clip pixel (exactly at the centre), and
+    the object covers as many pixels as in the clip, off the axis too."""
     virtual = virtual_camera(64)
     eye = np.array([3.0, -7.0, 2.5])
     shot_by = Camera.look_at(eye, eye + np.array([0.1, 1.0, -0.2]), fov_deg=50, width=640, height=360)
-    framing = Framing(left=380.0, top=60.0, side=160.0, size=64)
+    framing = Framing(left=left, top=top, side=160.0, size=64)
     transform = placement(framing, shot_by, virtual)
     points = np.array([[0, 0, 0], [0.3, 0, 0], [0, 0, 0.3], [-0.2, 0.1, -0.25]], dtype=np.float64)
     seen, _ = virtual.project(points)
@@ -119,6 +121,9 @@ def test_placement_puts_the_object_where_the_shooting_camera_saw_it() -> None:
     np.testing.assert_allclose(actual[0], expected[0], atol=1e-6)  # the object's centre: exact
     assert np.abs(actual - expected).max() < 0.05 * framing.side  # its extent: to first order
     np.testing.assert_allclose(transform[:3, :3] @ transform[:3, :3].T, np.eye(3), atol=1e-9)  # no scaling
+    size_in_clip = np.linalg.norm(expected[1:] - expected[0], axis=1)
+    size_placed = np.linalg.norm(actual[1:] - actual[0], axis=1)
+    np.testing.assert_allclose(size_placed, size_in_clip, rtol=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -174,5 +179,20 @@ def test_a_monocular_job_runs_end_to_end_on_a_world_clip(tmp_path: Path, single_
             bad = client.post(f"{server.url}/jobs", headers=server.headers,
                               json={"views": [str(single_view), str(single_view)], "monocular": True})
             assert bad.status_code == 400 and "exactly one video" in bad.text
+            from backend.io.video import write_mp4
+
+            short_mask = tmp_path / "mask.mp4"
+            write_mp4(short_mask, np.full((4, 64, 64, 3), 255, np.uint8), 24.0)
+            bad = client.post(f"{server.url}/jobs", headers=server.headers,
+                              json={"views": [str(single_view)], "monocular": True, "mask": str(short_mask)})
+            assert bad.status_code == 400 and "must match" in bad.text
+            request = json.dumps({"monocular": True, "quality": "preview", "mask": str(short_mask)})
+            files = [("cameras", ("cameras.json", b"[]")), ("views", ("clip.mp4", single_view.read_bytes()))]
+            bad = client.post(f"{server.url}/jobs/upload", headers=server.headers, data={"request": request}, files=files)
+            assert bad.status_code == 400 and "mask" in bad.text
+            request = json.dumps({"monocular": True, "quality": "preview"})
+            uploaded = client.post(f"{server.url}/jobs/upload", headers=server.headers, data={"request": request},
+                                   files=files)  # no camera: the result stays in the model's frame
+            assert uploaded.status_code == 201, uploaded.text
     finally:
         server.stop()

@@ -107,11 +107,28 @@ def test_mvdiff_training_resumes_where_it_stopped(tmp_path: Path) -> None:
         assert [int(row["step"]) for row in csv.DictReader(handle)] == [1, 2, 3]
 
 
+def test_a_weight_average_is_continued_only_by_the_state_it_belongs_to(tmp_path: Path) -> None:
+    from backend.models.mvdiffusion import DiffusionConfig, MultiViewDiffusion
+    from backend.train.run import AveragedWeights
+
+    config = DiffusionConfig(image_size=16, block_channels=(8, 16), attention_heads=2, token_dim=16, condition_patch=4)
+    torch.manual_seed(0)
+    old, new = MultiViewDiffusion(config), MultiViewDiffusion(config)
+    AveragedWeights(old, tmp_path, "mvdiff", 0.998, start=0).save(step=5)
+
+    def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+        return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+    assert same(AveragedWeights(new, tmp_path, "mvdiff", 0.998, start=5).model, old)  # resumed at its step
+    assert same(AveragedWeights(new, tmp_path, "mvdiff", 0.998, start=0).model, new)  # a fresh run
+    assert same(AveragedWeights(new, tmp_path, "mvdiff", 0.998, start=7).model, new)  # another state's average
+
+
 def test_diffusion_steps_lower_the_loss_on_a_fixed_batch() -> None:
     from backend.models.mvdiffusion import DiffusionConfig, MultiViewDiffusion
     from backend.train.train_mvdiff import diffusion_step
 
-    config = DiffusionConfig(image_size=16, block_channels=(8, 16), attention_head_dim=8, token_dim=16, condition_patch=4)
+    config = DiffusionConfig(image_size=16, block_channels=(8, 16), attention_heads=2, token_dim=16, condition_patch=4)
     torch.manual_seed(0)
     model = MultiViewDiffusion(config)
     g = torch.Generator().manual_seed(1)

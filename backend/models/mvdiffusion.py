@@ -33,7 +33,7 @@ class DiffusionConfig:
     block_channels: tuple[int, ...] = (32, 64, 128)
     layers_per_block: int = 1
     attention_levels: int = 1  # the lowest-resolution levels with attention (self + cross)
-    attention_head_dim: int = 16
+    attention_heads: int = 16
     token_dim: int = 64  # cross-attention width
     condition_patch: int = 8
     train_timesteps: int = 1000
@@ -60,7 +60,7 @@ PRESETS: dict[str, DiffusionConfig] = {
     "tiny": DiffusionConfig(),
     # six views on one ring at 256² for GPUs (Zero123++/SV3D-class widths)
     "base": DiffusionConfig(image_size=256, azimuths_deg=(60.0, 120.0, 180.0, 240.0, 300.0),
-                            block_channels=(128, 256, 512, 512), layers_per_block=2, attention_levels=3, attention_head_dim=64,
+                            block_channels=(128, 256, 512, 512), layers_per_block=2, attention_levels=3, attention_heads=8,
                             token_dim=512, condition_patch=16, sample_steps=30),
 }
 
@@ -88,7 +88,9 @@ class MultiViewDiffusion(nn.Module):
             cross_attention_dim=config.token_dim,
             encoder_hid_dim=config.token_features,
             encoder_hid_dim_type="text_proj",
-            attention_head_dim=config.attention_head_dim,
+            # diffusers' UNet2DConditionModel reads attention_head_dim as the number of heads (a known
+            # naming quirk; it refuses num_attention_heads), so the head count goes in under that name
+            attention_head_dim=config.attention_heads,
             norm_num_groups=min(32, config.block_channels[0] // 2),
         )
 

@@ -14,13 +14,12 @@ when the layout says `"trust_custom_code": true`, since it is code that runs her
      "fov_deg": 40}
 
 Azimuths are relative to the input camera, elevations absolute. Nothing is ever downloaded: the
-folder is opened with `local_files_only` and the hub switched off.
+folder is opened with `local_files_only`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +76,6 @@ class LocalPipelineViews:
         self.image_size = int(self.layout["input_size"])
         self.views = [GridView(**v) for v in self.layout["views"]]
         self.fov_deg = float(self.layout.get("fov_deg", 40.0))
-        os.environ["HF_HUB_OFFLINE"] = "1"  # belt and braces: local_files_only already forbids downloads
         from diffusers import DiffusionPipeline
 
         options: dict[str, Any] = {"local_files_only": True}
@@ -125,10 +123,14 @@ def read_layout(folder: Path) -> dict[str, Any]:
     missing = [k for k in ("input_size", "grid", "views") if k not in layout]
     if missing:
         raise ValueError(f"{path}: missing {', '.join(missing)}")
-    rows, cols = layout["grid"].get("rows"), layout["grid"].get("cols")
-    for view in layout["views"]:
-        if not (0 <= view.get("row", -1) < rows and 0 <= view.get("col", -1) < cols):
-            raise ValueError(f"{path}: view {view} lies outside the {rows}x{cols} grid")
+    try:
+        rows, cols = int(layout["grid"]["rows"]), int(layout["grid"]["cols"])
+        for view in layout["views"]:
+            GridView(**view)
+            if not (0 <= view["row"] < rows and 0 <= view["col"] < cols):
+                raise ValueError(f"{path}: view {view} lies outside the {rows}x{cols} grid")
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{path}: a grid needs rows and cols, a view row, col, azimuth_deg, elevation_deg ({error})") from None
     return layout
 
 

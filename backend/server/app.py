@@ -154,8 +154,9 @@ def create_app(config: ServerConfig, runner: JobRunner) -> FastAPI:
             fields = JobRequest.model_validate_json(request).model_dump()
         except ValueError as error:
             raise HTTPException(422, f"request: {error}") from None
-        if fields.get("clip") or fields.get("views") or fields.get("cameras_file"):
-            raise HTTPException(400, "an upload carries its files; leave clip, views and cameras_file out of request")
+        if fields.get("clip") or fields.get("views") or fields.get("cameras_file") or fields.get("mask"):
+            raise HTTPException(400, "an upload carries its files; leave clip, views, cameras_file and mask out of "
+                                     "request (a mask clip needs local paths: POST /jobs)")
         if len(views) > config.limits.max_views:
             raise HTTPException(413, f"{len(views)} views exceed the limit of {config.limits.max_views}")
         job_id, folder = store.new_folder()

@@ -53,6 +53,14 @@ def check_video(path: Path, limits: Limits) -> int:
     return info.frames
 
 
+def _lists_nothing(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return data in ([], {}) or (isinstance(data, dict) and data.get("views") == [])
+
+
 def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[Path]) -> dict[str, Any]:
     """The request with resolved paths and cameras checked, or a RequestError."""
     request = dict(request)
@@ -75,7 +83,9 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
         request["views"] = [str(v) for v in videos]
         try:
             if request.get("cameras_file"):
-                cameras = cameras_from_file(check_path(request.pop("cameras_file"), allowed_roots, "cameras_file"))
+                path = check_path(request.pop("cameras_file"), allowed_roots, "cameras_file")
+                # a monocular upload may come without the camera that shot it
+                cameras = [] if request.get("monocular") and _lists_nothing(path) else cameras_from_file(path)
                 request["cameras"] = [c.to_dict() for c in cameras]
             else:
                 cameras = [camera_from_json(c) for c in request.get("cameras") or []]
@@ -95,6 +105,10 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
         if request.get("mask"):
             mask = check_path(request["mask"], allowed_roots, "mask")
             check_video(mask, limits)
+            seen, masked = probe_video(videos[0], decode=False), probe_video(mask, decode=False)
+            if (seen.width, seen.height, seen.frames) != (masked.width, masked.height, masked.frames):
+                raise RequestError(400, f"mask {mask.name}: {masked.width}x{masked.height}, {masked.frames} frames; the video "
+                                        f"is {seen.width}x{seen.height}, {seen.frames} frames (they must match)")
             request["mask"] = str(mask)
     elif request.get("mask"):
         raise RequestError(400, "mask is for monocular jobs")

@@ -110,7 +110,7 @@ class _StepBatches(torch.utils.data.Dataset):
         self.make = make
 
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
-        return self.make(step)
+        return {**self.make(step), "step": torch.tensor(step)}
 
 
 def _one_thread(_: int) -> None:
@@ -133,7 +133,11 @@ class Prefetched:
         if step != self.next_step:
             raise RuntimeError(f"batches are prefetched in order: asked for step {step}, next is {self.next_step}")
         self.next_step += 1
-        return next(self.batches)
+        batch = next(self.batches)
+        made_for = int(batch.pop("step"))
+        if made_for != step:
+            raise RuntimeError(f"the loader produced the batch of step {made_for} for step {step}")
+        return batch
 
 
 # settings that define what a run trains; a resumed run must keep them
@@ -165,18 +169,23 @@ class AveragedWeights:
     Kept in OUT/ema/ as a checkpoint folder of its own; a resumed run continues it.
     """
 
-    def __init__(self, model: nn.Module, out: Path, kind: str, decay: float) -> None:
+    def __init__(self, model: nn.Module, out: Path, kind: str, decay: float, start: int) -> None:
         self.decay, self.folder, self.kind = decay, out / "ema", kind
-        if (self.folder / "config.json").is_file():
+        saved = self.folder / "config.json"
+        if start > 0 and saved.is_file() and json.loads(saved.read_text()).get("step") == start:
             self.model = load_checkpoint(self.folder, kind, next(model.parameters()).device)
-        else:
+        else:  # a fresh run, or an average that does not belong to this state: start from the model
             self.model = copy.deepcopy(model).eval()
         self.model.requires_grad_(False)
+        self.updates = 0
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        # warm-up: early on the average follows quickly, so it never carries much of the initial weights
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for average, current in zip(self.model.parameters(), model.parameters(), strict=True):
-            average.lerp_(current.detach(), 1 - self.decay)
+            average.lerp_(current.detach(), 1 - decay)
 
     def save(self, step: int) -> None:
         save_checkpoint(self.model, self.folder, self.kind, extra={"step": step, "ema_decay": self.decay})
@@ -190,7 +199,7 @@ def run_training(env: Distributed, out: Path, kind: str, model: nn.Module, optim
     from backend.train.losses import weighted_total
 
     saved_args = run_arguments(args)
-    average = AveragedWeights(model, out, kind, ema_decay) if ema_decay and env.main else None
+    average = AveragedWeights(model, out, kind, ema_decay, start) if ema_decay and env.main else None
     log = LossLog(out)
     if env.main:
         log.truncate_after(start)
@@ -215,9 +224,9 @@ def run_training(env: Distributed, out: Path, kind: str, model: nn.Module, optim
             log.append(step + 1, values)
             print(f"step {step + 1}: " + " ".join(f"{k} {v:.4g}" for k, v in values.items()), flush=True)
         if env.main and ((step + 1) % args.save_every == 0 or step + 1 == args.steps):
-            save_state(out, model, kind, optimizer, step + 1, saved_args)
-            if average is not None:
+            if average is not None:  # before state.json: a state never points at an older average
                 average.save(step + 1)
+            save_state(out, model, kind, optimizer, step + 1, saved_args)
             log.plot()
     env.close()
 
