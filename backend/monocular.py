@@ -36,11 +36,7 @@ FILL = 0.7  # median share of a training view's side that a world object's motio
 @dataclass
 class MonocularClip:
     clip: ClipFolder  # view 0: the framed footage; views 1..: generated at keyframes, held between
-    framing: Framing
-    matte_method: str
-    masks: np.ndarray  # (F, size, size) float coverage of the framed footage
-    keys: list[int]
-    elevation_deg: float
+    keys: list[int]  # the keyframes whose views were generated
 
 
 def virtual_camera(size: int, elevation_deg: float = DEFAULT_ELEVATION_DEG) -> Camera:
@@ -58,9 +54,8 @@ def frame_footage(frames: np.ndarray, alpha: np.ndarray | None, size: int, user_
     return framed, masks, framing, matte.method
 
 
-def monocular_clip(framed: np.ndarray, masks: np.ndarray, framing: Framing, matte_method: str, generator,
-                   stride: int, fps: float, elevation_deg: float = DEFAULT_ELEVATION_DEG, seed: int = 0,
-                   camera: Camera | None = None) -> MonocularClip:
+def monocular_clip(framed: np.ndarray, generator, stride: int, fps: float, elevation_deg: float = DEFAULT_ELEVATION_DEG,
+                   seed: int = 0, camera: Camera | None = None) -> MonocularClip:
     """Generate the keyframes' other views and assemble the multi-view clip the reconstruction reads.
 
     ``generator``: a view generator of backend.models.view_generators (our model or a user's pipeline).
@@ -83,7 +78,7 @@ def monocular_clip(framed: np.ndarray, masks: np.ndarray, framing: Framing, matt
     camera = virtual_camera(side, elevation_deg) if camera is None else camera.resized(side, side)
     cameras = [camera, *generator.cameras(camera)]
     clip = ClipFolder(views, cameras, np.linspace(0, 1, count), fps)
-    return MonocularClip(clip, framing, matte_method, masks, keys, elevation_deg)
+    return MonocularClip(clip, keys)
 
 
 def _resize(image: np.ndarray, side: int) -> np.ndarray:
@@ -164,8 +159,7 @@ def reconstruct_monocular(source: Path, models, out: Path, settings, progress, s
         size = max(models.lrm.config.image_size, generator.image_size)  # the LRM reads a downsized copy
         footage = load_monocular(source, size, frame_start, frame_end, mask_path=mask_path)
     with progress.stage("views"):
-        mono = monocular_clip(footage.frames, footage.masks, footage.framing, footage.matte_method, generator,
-                              settings.stride, footage.fps, elevation_deg, seed)
+        mono = monocular_clip(footage.frames, generator, settings.stride, footage.fps, elevation_deg, seed)
     out.mkdir(parents=True, exist_ok=True)
     keyframe_views = mono.clip.frames[:, mono.keys]  # (V, K, s, s, 3): a row per view
     Image.fromarray(np.concatenate([np.concatenate(list(row), axis=1) for row in keyframe_views])).save(out / "views.png")

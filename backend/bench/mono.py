@@ -28,7 +28,6 @@ from skimage.metrics import structural_similarity
 from backend.bench.interp import psnr
 from backend.bench.results import append_row, device_description, today
 from backend.io.cameras import Camera, ring_cameras
-from backend.io.framing import Framing
 from backend.io.matte import iou
 from backend.models.checkpoints import load_checkpoint
 from backend.models.mvdiffusion import elevation_of, generated_cameras
@@ -63,8 +62,7 @@ def world_case(seed: int, lrm, lim, diffusion) -> dict[str, float]:
     times = np.linspace(0, 1, FRAMES)
     render = render_clip(obj, [camera, *generated, *novel], times, supersample=2)
     views = render.composite()  # (1 + G + 2, F, H, W, 3)
-    mono = monocular_clip(views[0], render.alpha[0], Framing(0, 0, SIZE, SIZE), "alpha", diffusion, STRIDE, 24.0,
-                          float(np.degrees(elevation_of(camera))), seed=0, camera=camera)
+    mono = monocular_clip(views[0], diffusion, STRIDE, 24.0, float(np.degrees(elevation_of(camera))), seed=0, camera=camera)
     g = len(generated)
     made = mono.clip.frames[1:, mono.keys].astype(np.float32) / 255  # (G, K, H, W, 3)
     truth = views[1:1 + g, mono.keys].astype(np.float32) / 255
@@ -96,8 +94,7 @@ def world_case(seed: int, lrm, lim, diffusion) -> dict[str, float]:
 def davis_case(path: Path, lrm, lim, diffusion, sheet: Path) -> dict[str, float]:
     """The whole monocular path on a real clip: input-view mask IoU and a contact sheet."""
     footage = load_monocular(path, SIZE)
-    mono = monocular_clip(footage.frames, footage.masks, footage.framing, footage.matte_method, diffusion, STRIDE,
-                          footage.fps)
+    mono = monocular_clip(footage.frames, diffusion, STRIDE, footage.fps)
     result = reconstruct_frames(lrm, lim, mono.clip.frames, mono.clip.cameras, mono.clip.times, STRIDE)
     camera = mono.clip.cameras[0]
     side = virtual_camera(SIZE)
