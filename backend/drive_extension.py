@@ -187,7 +187,7 @@ def render_demo(obj, frames_in: np.ndarray, input_camera, out: Path, demo: dict,
 
 def monocular_demo(video: Path, out: Path, demo: dict) -> dict:
     """A real monocular clip through the Monocular mode: a camera of its own, beside the multi-view result."""
-    from PIL import Image
+    from backend.io.footage import read_footage
 
     scene, settings = bpy.context.scene, bpy.context.scene.lim4d
     camera = bpy.data.objects.new("davis_camera", bpy.data.cameras.new("davis_camera"))
@@ -206,12 +206,8 @@ def monocular_demo(video: Path, out: Path, demo: dict) -> dict:
     if settings.state != "done" or obj is None:
         return report
     report |= {"frames": imported(obj), "expected": obj["lim4d_frames"]}
-    with Image.open(video) as gif:
-        frames_in = []
-        for index in range(gif.n_frames):
-            gif.seek(index)
-            frames_in.append(np.asarray(gif.convert("RGB")))
-    render_demo(obj, np.stack(frames_in), camera, out, demo, name=demo.get("name", "davis"), turntable=False)
+    frames_in = read_footage(video).frames  # any clip the backend reads, not only GIFs
+    render_demo(obj, frames_in, camera, out, demo, name=demo.get("name", "davis"), turntable=False)
     return report
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.io.clip_source import camera_from_json, cameras_from_file
-from backend.io.video import VideoError, probe_video
+from backend.io.video import VideoError, VideoInfo, probe_video
 from backend.pipeline import output_positions
 from backend.protocol import Limits
 
@@ -35,8 +35,8 @@ def check_path(raw: str, allowed_roots: list[Path], what: str) -> Path:
     return path
 
 
-def check_video(path: Path, limits: Limits) -> int:
-    """Probe one video against the limits; returns its frame count."""
+def check_video(path: Path, limits: Limits) -> VideoInfo:
+    """Probe one video against the limits; returns what its headers say."""
     try:
         info = probe_video(path, decode=False)
     except VideoError as error:
@@ -50,7 +50,7 @@ def check_video(path: Path, limits: Limits) -> int:
         probe_video(path, decode=True)
     except VideoError as error:
         raise RequestError(400, str(error)) from None
-    return info.frames
+    return info
 
 
 def _lists_nothing(path: Path) -> bool:
@@ -104,8 +104,7 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
             raise RequestError(400, "a monocular job takes at most one camera (the one that shot the clip)")
         if request.get("mask"):
             mask = check_path(request["mask"], allowed_roots, "mask")
-            check_video(mask, limits)
-            seen, masked = probe_video(videos[0], decode=False), probe_video(mask, decode=False)
+            seen, masked = check_video(videos[0], limits), check_video(mask, limits)
             if (seen.width, seen.height, seen.frames) != (masked.width, masked.height, masked.frames):
                 raise RequestError(400, f"mask {mask.name}: {masked.width}x{masked.height}, {masked.frames} frames; the video "
                                         f"is {seen.width}x{seen.height}, {seen.frames} frames (they must match)")
@@ -114,7 +113,7 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
         raise RequestError(400, "mask is for monocular jobs")
     elif len(cameras) != len(videos):
         raise RequestError(400, f"{len(videos)} video(s) need {len(videos)} camera(s), got {len(cameras)}")
-    frames = min(check_video(v, limits) for v in videos)
+    frames = min(check_video(v, limits).frames for v in videos)
 
     start = request.get("frame_start") or 0
     end = request.get("frame_end")
