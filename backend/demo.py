@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from backend.io.clip_folder import contact_sheet, read_clip_folder
@@ -47,7 +46,7 @@ def reconstruct_world_clip(folder: Path, out: Path, checkpoints: Path = CHECKPOI
     from backend.io.cameras import ring_cameras
     from backend.models.checkpoints import load_checkpoint
     from backend.pipeline import reconstruct_frames
-    from backend.render.volume import render_views
+    from backend.render.volume import render_triplane
     from backend.world.render import render_clip
 
     lrm, lim = load_checkpoint(checkpoints / "lrm", "lrm"), load_checkpoint(checkpoints / "lim", "lim")
@@ -58,11 +57,8 @@ def reconstruct_world_clip(folder: Path, out: Path, checkpoints: Path = CHECKPOI
     truth = render_clip(make_object(DEMO_SEED), novel, clip.times, supersample=2)
     truth_rgb = truth.composite().astype(np.float32) / 255
     rows, scores = [], []
-    config = lrm.config
     for f, planes in enumerate(result.planes):
-        with torch.no_grad():
-            image = render_views(lambda p, planes=planes: lrm.decoder(planes, p), novel, config.bound,
-                                 config.coarse_samples, config.fine_samples)["rgb"].clamp(0, 1).numpy()
+        image = render_triplane(lrm, planes, novel)["rgb"].clamp(0, 1).numpy()
         rows.append(image)
         scores += [psnr(image[v], truth_rgb[v, f], truth.mask[v, f]) for v in range(len(novel))]
     predicted = np.stack(rows, axis=1)  # (V, F, H, W, 3)

@@ -49,7 +49,7 @@ from backend.models.canonical import CanonicalChain
 from backend.models.checkpoints import load_checkpoint
 from backend.pipeline import Reconstruction, keyframe_indices, model_views, output_positions, reconstruct_frames
 from backend.render.splat import render_gaussians
-from backend.render.volume import render_views
+from backend.render.volume import render_triplane
 
 SURFACE_LEVEL = 5.0  # density of the extracted isosurface (opacity ~1 - exp(-5 * voxel))
 GRID = 96
@@ -252,12 +252,18 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
         progress.on_event("frame", (i, float(positions[i])))
 
     emit(0)
+    codes = None
     for k, nxt in tqdm(list(itertools.pairwise(keys)), desc="tracking", unit="segment", leave=False):
         inside = [i for i in range(1, count) if k < positions[i] <= nxt]
-        segment = chain.segment(maps, views[k], views[nxt], [(positions[i] - k) / (nxt - k) for i in inside], cameras)
+        alphas = [(positions[i] - k) / (nxt - k) for i in inside]
+        segment = chain.segment(maps, views[k], views[nxt], alphas if codes is not None else [0.0, *alphas], cameras)
+        if codes is None:
+            # each vertex's code is what the propagated field itself says at frame 0, not its exact XYZ:
+            # the field's own bias (it shrinks toward the object's centre) then cancels in the matching
+            codes = canonical_at(models.lrm_c, segment.planes.pop(0), vertices0)
         for i, canonical_planes in zip(inside, segment.planes, strict=True):
             samples = surface_samples(lrm, geometry.planes[i], settings.track_grid)
-            moved = track_vertices(vertices0, samples, canonical_at(models.lrm_c, canonical_planes, samples))
+            moved = track_vertices(codes, samples, canonical_at(models.lrm_c, canonical_planes, samples))
             welded = reject_outliers(moved[first], vertices0[first], neighbours, stray)
             raw[i] = project_to_surface(welded[inverse], samples)
             if i >= 2:
@@ -294,9 +300,7 @@ def _preview(lrm, planes: list[torch.Tensor], positions: np.ndarray, clip: ClipF
     columns = np.unique(np.linspace(0, len(planes) - 1, min(8, len(planes))).round().astype(int))
     top, bottom = [], []
     for f in columns:
-        with torch.no_grad():
-            image = render_views(lambda p, f=f: lrm.decoder(planes[f], p), [camera], config.bound,
-                                 config.coarse_samples, config.fine_samples)["rgb"][0].clamp(0, 1).numpy()
+        image = render_triplane(lrm, planes[f], [camera])["rgb"][0].clamp(0, 1).numpy()
         bottom.append((image * 255).round().astype(np.uint8))
         top.append(np.asarray(Image.fromarray(clip.frames[0, round(positions[f])]).resize((config.image_size,) * 2)))
     Image.fromarray(np.concatenate([np.concatenate(top, 1), np.concatenate(bottom, 1)], 0)).save(path)

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from backend.io.cameras import ring_cameras
-from backend.models.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from backend.models.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, warm_start
 from backend.models.config import preset
+from backend.models.lift import view_statistics
 from backend.models.lim import LIM
 from backend.models.lrm import LRM, camera_projections
 from backend.train.losses import causal_consistency, rendering_losses, weighted_total
@@ -38,8 +39,9 @@ def test_lrm_and_lim_shapes_and_gradients() -> None:
     assert out.planes.shape == (2, 3, SMALL.plane_channels, r, r)
     assert len(out.features) == SMALL.feature_blocks and out.features[0].shape == (2, 3 * n * n, SMALL.dim)
     lim = LIM.from_lrm(lrm)
-    hop = lim(out.tokens, out.features, _views(views=5), torch.tensor([0.3, 0.9]))  # any number of views
-    planes = lrm.tokens_to_planes(hop.tokens)
+    alphas = torch.tensor([0.3, 0.9])
+    hop = lim(out.tokens, out.features, _views(views=5), alphas)  # any number of views
+    planes = lrm.tokens_to_planes(hop.tokens, lrm.lifted_between(out, None, alphas))
     sample = lrm.decoder(planes, torch.rand(2, 100, 3) * 2 - 1)
     loss = sample.density.mean() + sample.rgb.mean()
     loss.backward()
@@ -48,6 +50,35 @@ def test_lrm_and_lim_shapes_and_gradients() -> None:
             continue  # zero-initialised α projections get gradient once α matters downstream
         assert p.grad is not None, name
     assert sum(p.grad.abs().sum() for p in lim.parameters() if p.grad is not None) > 0
+
+
+def test_view_statistics_read_what_every_view_sees() -> None:
+    cameras = ring_cameras(4, np.random.default_rng(1), size=SMALL.image_size)
+    projections = camera_projections(cameras)[None]
+    rgb = torch.ones(1, 4, 3, SMALL.image_size, SMALL.image_size) * torch.tensor([0.8, 0.1, 0.2]).view(1, 1, 3, 1, 1)
+    points = torch.tensor([[0.0, 0.0, 0.0], [0.2, -0.1, 0.3], [40.0, 0.0, 0.0]])  # the last is behind some cameras
+    stats = view_statistics(rgb, projections, points)[0]
+    torch.testing.assert_close(stats[:2, :3], torch.tensor([[0.8, 0.1, 0.2]] * 2))
+    assert (stats[:2, 3:6] < 1e-2).all() and (stats[:2, 6] == 1).all()
+    assert stats[2, 6] < 1 and (stats[2, :3] > torch.tensor([0.8, 0.1, 0.2])).all()  # unseen reads as white
+
+
+def test_plane_lift_starts_silent_and_blends_between_keyframes(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    without = LRM(replace(SMALL, plane_lift=False))
+    save_checkpoint(without, tmp_path / "old", "lrm")
+    with_lift = LRM(SMALL)
+    assert warm_start(with_lift, tmp_path / "old", "lrm") == [n for n, _ in with_lift.plane_lift.named_parameters(prefix="plane_lift")]
+    views, projections = _views(), _projections()
+    torch.testing.assert_close(with_lift(views, projections).planes, without(views, projections).planes)
+    torch.nn.init.normal_(with_lift.plane_lift.mlp[-1].weight)
+    first, second = with_lift(views[:1], projections[:1]), with_lift(views[1:], projections[1:])
+    assert first.lifted.abs().mean() > 0
+    blended = LRM.lifted_between(first, second, torch.tensor([0.0, 0.25, 1.0]))
+    torch.testing.assert_close(blended[0], first.lifted[0])
+    torch.testing.assert_close(blended[1], 0.75 * first.lifted[0] + 0.25 * second.lifted[0])
+    torch.testing.assert_close(blended[2], second.lifted[0])
+    assert LRM.lifted_between(without(views[:1], projections[:1]), None, torch.tensor([0.5])) is None
 
 
 def test_lim_starts_from_the_lrm_blocks() -> None:

@@ -26,7 +26,7 @@ from backend.bench.results import append_row, device_description, today
 from backend.io.cameras import Camera
 from backend.models.checkpoints import load_checkpoint
 from backend.models.lrm import camera_projections
-from backend.render.volume import render_views as render_field
+from backend.render.volume import render_triplane
 from backend.train.data import random_cameras, render_views
 from backend.world import make_object
 from backend.world.seeds import EVALUATION_SEED_START, is_evaluation_seed
@@ -119,7 +119,6 @@ def gltf_cases(asset: Path, size: int, inputs: int = 4, novel: int = 2, frames: 
 
 @torch.no_grad()
 def evaluate_case(case: Case, lrm, lims: dict[str, torch.nn.Module]) -> dict[str, list[dict[str, float]]]:
-    config = lrm.config
     projections = case.first.projections[None]
     out_k, out_1 = lrm(case.first.model_input[None], projections), lrm(case.second.model_input[None], projections)
     scores: dict[str, list[dict[str, float]]] = {}
@@ -132,10 +131,9 @@ def evaluate_case(case: Case, lrm, lims: dict[str, torch.nn.Module]) -> dict[str
         }
         for name, lim in lims.items():
             hop = lim(out_k.tokens, out_k.features, case.second.model_input[None], torch.tensor([alpha]), out_1.tokens)
-            planes[name] = lrm.tokens_to_planes(hop.tokens)
+            planes[name] = lrm.tokens_to_planes(hop.tokens, lrm.lifted_between(out_k, out_1, torch.tensor([alpha])))
         for name, p in planes.items():
-            image = render_field(lambda pts, p=p: lrm.decoder(p, pts), target.cameras, config.bound,
-                                 config.coarse_samples, config.fine_samples)["rgb"].clamp(0, 1).numpy()
+            image = render_triplane(lrm, p, target.cameras)["rgb"].clamp(0, 1).numpy()
             for view, (gt, mask) in enumerate(zip(target.rgb, target.mask, strict=True)):
                 scores.setdefault(name, []).append({
                     "psnr": psnr(image[view], gt),

@@ -34,7 +34,7 @@ from backend.models.mvdiffusion import elevation_of, generated_cameras
 from backend.models.view_generators import TrainedViews
 from backend.monocular import load_monocular, monocular_clip, virtual_camera
 from backend.pipeline import reconstruct_frames
-from backend.render.volume import render_views
+from backend.render.volume import render_triplane
 from backend.world import make_object
 from backend.world.render import render_clip
 from backend.world.seeds import EVALUATION_SEED_START, is_evaluation_seed
@@ -45,9 +45,7 @@ DAVIS = Path(__file__).resolve().parents[3] / "shared" / "data" / "videos" / "da
 
 def render_result(lrm, planes: torch.Tensor, cameras: list[Camera]) -> tuple[np.ndarray, np.ndarray]:
     """RGB over white (V, H, W, 3) and alpha (V, H, W) of one frame's triplane."""
-    config = lrm.config
-    with torch.no_grad():
-        out = render_views(lambda p: lrm.decoder(planes, p), cameras, config.bound, config.coarse_samples, config.fine_samples)
+    out = render_triplane(lrm, planes, cameras)
     return out["rgb"].clamp(0, 1).numpy(), out["alpha"].numpy()
 
 

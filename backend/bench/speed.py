@@ -53,8 +53,8 @@ def measure(config_name: str, device: torch.device, repeats: int = 10) -> dict:
         features = [f.expand(LIM_BATCH, -1, -1) for f in out.features]
         batch_views = views.expand(LIM_BATCH, -1, -1, -1, -1)
         alphas = torch.linspace(0.1, 0.9, LIM_BATCH, device=device)
-        lim_s = _time(lambda: lrm.tokens_to_planes(lim(tokens, features, batch_views, alphas, tokens).tokens), repeats,
-                      device) / LIM_BATCH
+        lim_s = _time(lambda: lrm.tokens_to_planes(lim(tokens, features, batch_views, alphas, tokens).tokens,
+                                                   lrm.lifted_between(out, out, alphas)), repeats, device) / LIM_BATCH
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return {

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 import trimesh
 from PIL import Image
 from scipy.spatial import cKDTree
@@ -30,7 +29,7 @@ from backend.mesh.track import mesh_quality
 from backend.pipeline import reconstruct_frames
 from backend.reconstruct import Models, Settings, reconstruct
 from backend.render.textured import render_textured
-from backend.render.volume import render_views
+from backend.render.volume import render_triplane
 from backend.world import make_object
 from backend.world.clip import write_world_clip
 from backend.world.render import render_clip
@@ -73,14 +72,11 @@ def evaluate_seed(seed: int, models: Models, settings: Settings) -> dict[str, fl
         errors.append(np.linalg.norm(tracked[f] - truth_points, axis=1) / diagonal * 100)
         static.append(np.linalg.norm(tracked[0] - truth_points, axis=1) / diagonal * 100)  # a mesh that never moves
         chamfers.append(chamfer(tracked[f], trimesh.Trimesh(posed, obj.faces, process=False)))
-        with torch.no_grad():
-            untracked = render_views(lambda p, f=f: lrm.decoder(geometry.planes[f], p), held_out, lrm.config.bound,
-                                     lrm.config.coarse_samples, lrm.config.fine_samples)["rgb"].clamp(0, 1).numpy()
+        untracked = render_triplane(lrm, geometry.planes[f], held_out)["rgb"].clamp(0, 1).numpy()
         gt = truth_images.composite()[:, f].astype(np.float32) / 255
-        for v, camera in enumerate(held_out):
-            mask = truth_images.mask[v, f]
-            psnr_tracked.append(psnr(render_textured(tracked[f], faces, uvs, texture, camera), gt[v], mask))
-            psnr_untracked.append(psnr(untracked[v], gt[v], mask))
+        psnr_tracked.append([psnr(render_textured(tracked[f], faces, uvs, texture, camera), gt[v], truth_images.mask[v, f])
+                             for v, camera in enumerate(held_out)])
+        psnr_untracked.append([psnr(untracked[v], gt[v], truth_images.mask[v, f]) for v in range(len(held_out))])
     errors = np.stack(errors)
     return {
         "vertex_error_mean_pct": float(errors.mean()),
@@ -93,6 +89,8 @@ def evaluate_seed(seed: int, models: Models, settings: Settings) -> dict[str, fl
         **{f"seconds_{stage}": timings.get(stage, 0.0) for stage in ("marching_cubes", "decimation", "uv", "texture")},
         "seconds_tracking_per_frame": timings.get("tracking", 0.0) / (FRAMES - 1),
         "vertex_error_per_frame_pct": errors.mean(axis=1).tolist(),
+        "psnr_tracked_per_frame": np.mean(psnr_tracked, axis=1).tolist(),
+        "psnr_untracked_per_frame": np.mean(psnr_untracked, axis=1).tolist(),
         "static_error_per_frame_pct": np.mean(static, axis=1).tolist(),
     }
 

@@ -18,15 +18,14 @@ import torch
 from backend.io.cameras import Camera
 from backend.models.lim import LIM
 from backend.models.lrm import LRM, camera_projections
-from backend.render.volume import render_views
+from backend.render.volume import render_triplane
 
 SURFACE_ALPHA = 0.5
 
 
 def xyz_maps(lrm: LRM, planes: torch.Tensor, cameras: list[Camera]) -> torch.Tensor:
     """World positions of the rendered surface (V, 3, H, W); zero where the views see nothing."""
-    config = lrm.config
-    out = render_views(lambda pts: lrm.decoder(planes, pts), cameras, config.bound, config.coarse_samples, config.fine_samples)
+    out = render_triplane(lrm, planes, cameras)
     maps = []
     for camera, depth, alpha in zip(cameras, out["depth"], out["alpha"], strict=True):
         origin, dirs = camera.pixel_rays()
@@ -40,8 +39,7 @@ def xyz_maps(lrm: LRM, planes: torch.Tensor, cameras: list[Camera]) -> torch.Ten
 
 def canonical_maps(lrm_c: LRM, planes: torch.Tensor, cameras: list[Camera]) -> torch.Tensor:
     """Canonical coordinates of the rendered surface (V, 3, H, W); zero where the views see nothing."""
-    config = lrm_c.config
-    out = render_views(lambda pts: lrm_c.decoder(planes, pts), cameras, config.bound, config.coarse_samples, config.fine_samples)
+    out = render_triplane(lrm_c, planes, cameras)
     return (out["canonical"] * (out["alpha"] > SURFACE_ALPHA)[..., None]).permute(0, 3, 1, 2)
 
 
@@ -76,6 +74,6 @@ class CanonicalChain:
         planes = {}
         for alpha in requested:
             hop = self.lim_c(out.tokens, out.features, following, torch.tensor([alpha]))
-            planes[alpha] = self.lrm_c.tokens_to_planes(hop.tokens)
+            planes[alpha] = self.lrm_c.tokens_to_planes(hop.tokens, self.lrm_c.lifted_between(out, None, torch.tensor([alpha])))
         next_maps = canonical_maps(self.lrm_c, planes[1.0], cameras)
         return Segment([planes[a] for a in alphas], next_maps)

@@ -33,6 +33,9 @@ class ModelConfig:
     bound: float = 1.0  # the triplane covers [-bound, bound]³
     coarse_samples: int = 32
     fine_samples: int = 32
+    # per-texel view statistics added to the planes (models/lift.py PlaneLift); False in checkpoints
+    # saved before it existed, so they load as they were trained
+    plane_lift: bool = False
 
     @property
     def input_channels(self) -> int:
@@ -50,12 +53,12 @@ class ModelConfig:
 
 
 PRESETS: dict[str, ModelConfig] = {
-    "tiny": ModelConfig(),
+    "tiny": ModelConfig(plane_lift=True),
     # LIM paper sizes: LRM 12 blocks, LIM 6 blocks; width and triplane as in LRM/TripoSR-class models
     "base": ModelConfig(
         image_size=256, patch_size=16, dim=1024, heads=16, lrm_blocks=12, lim_blocks=6, feature_blocks=4,
         triplane_tokens=32, plane_channels=40, plane_resolution=64, decoder_hidden=64, decoder_layers=4,
-        coarse_samples=64, fine_samples=64,
+        coarse_samples=64, fine_samples=64, plane_lift=True,
     ),
 }
 

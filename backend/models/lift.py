@@ -22,21 +22,43 @@ LINE_SAMPLES, SUB = 16, 2
 STATS = 7  # mean RGB, std RGB, fraction of views that see the point
 
 
-def token_points(tokens_per_side: int, bound: float) -> torch.Tensor:
-    """Sample points (3·n², SUB², LINE_SAMPLES, 3), tokens in the LRM's (plane, row, column) order."""
+def token_points(tokens_per_side: int, bound: float, sub: int = SUB) -> torch.Tensor:
+    """Sample points (3·n², sub², LINE_SAMPLES, 3), cells in the planes' (plane, row, column) order."""
     n = tokens_per_side
-    across = (torch.arange(n * SUB, dtype=torch.float32) + 0.5) / (n * SUB) * 2 - 1  # sub-cell centres
+    across = (torch.arange(n * sub, dtype=torch.float32) + 0.5) / (n * sub) * 2 - 1  # sub-cell centres
     along = (torch.arange(LINE_SAMPLES, dtype=torch.float32) + 0.5) / LINE_SAMPLES * 2 - 1
     planes = []
     for a, b in PLANE_AXES:
         c = 3 - a - b
         # row index i follows axis b (plane height), column j follows axis a (plane width)
         grid_b, grid_a, grid_c = torch.meshgrid(across, across, along, indexing="ij")
-        points = torch.zeros(n * SUB, n * SUB, LINE_SAMPLES, 3)
+        points = torch.zeros(n * sub, n * sub, LINE_SAMPLES, 3)
         points[..., a], points[..., b], points[..., c] = grid_a, grid_b, grid_c
-        points = points.view(n, SUB, n, SUB, LINE_SAMPLES, 3).permute(0, 2, 1, 3, 4, 5)
-        planes.append(points.reshape(n * n, SUB * SUB, LINE_SAMPLES, 3))
+        points = points.view(n, sub, n, sub, LINE_SAMPLES, 3).permute(0, 2, 1, 3, 4, 5)
+        planes.append(points.reshape(n * n, sub * sub, LINE_SAMPLES, 3))
     return torch.cat(planes) * bound
+
+
+def view_statistics(rgb: torch.Tensor, projections: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """What the views see at each point: (B, Q, STATS) mean RGB, RGB spread, fraction of views seeing it.
+
+    rgb (B, V, 3, H, W) over white; projections (B, V, 3, 4) to pixels; points (Q, 3).
+    """
+    b, v, _, h, w = rgb.shape
+    homogeneous = torch.cat([points, torch.ones_like(points[:, :1])], dim=1)
+    uvw = torch.einsum("bvij,qj->bvqi", projections, homogeneous)
+    depth = uvw[..., 2]
+    safe = torch.where(depth.abs() < 1e-6, torch.full_like(depth, 1e-6), depth)
+    x = uvw[..., 0] / safe / w * 2 - 1
+    y = uvw[..., 1] / safe / h * 2 - 1
+    seen = ((depth > 1e-3) & (x.abs() <= 1) & (y.abs() <= 1)).float()  # (B, V, Q)
+    grid = torch.stack([x, y], dim=-1).reshape(b * v, 1, -1, 2)
+    colour = F.grid_sample(rgb.reshape(b * v, 3, h, w), grid.clamp(-2, 2), align_corners=False)
+    colour = colour.view(b, v, 3, -1).permute(0, 1, 3, 2)  # (B, V, Q, 3)
+    colour = colour * seen[..., None] + (1 - seen[..., None])  # unseen reads as background
+    mean = colour.mean(dim=1)
+    std = (colour - mean[:, None]).pow(2).mean(dim=1).add(1e-6).sqrt()
+    return torch.cat([mean, std, seen.mean(dim=1)[..., None]], dim=-1)
 
 
 class ViewLift(nn.Module):
@@ -47,21 +69,30 @@ class ViewLift(nn.Module):
 
     def forward(self, rgb: torch.Tensor, projections: torch.Tensor) -> torch.Tensor:
         """rgb (B, V, 3, H, W) over white; projections (B, V, 3, 4) to pixels -> (B, 3·n², D)."""
-        b, v, _, h, w = rgb.shape
-        points = self.points.reshape(-1, 3)
-        homogeneous = torch.cat([points, torch.ones_like(points[:, :1])], dim=1)
-        uvw = torch.einsum("bvij,qj->bvqi", projections, homogeneous)
-        depth = uvw[..., 2]
-        safe = torch.where(depth.abs() < 1e-6, torch.full_like(depth, 1e-6), depth)
-        x = uvw[..., 0] / safe / w * 2 - 1
-        y = uvw[..., 1] / safe / h * 2 - 1
-        seen = ((depth > 1e-3) & (x.abs() <= 1) & (y.abs() <= 1)).float()  # (B, V, Q)
-        grid = torch.stack([x, y], dim=-1).reshape(b * v, 1, -1, 2)
-        colour = F.grid_sample(rgb.reshape(b * v, 3, h, w), grid.clamp(-2, 2), align_corners=False)
-        colour = colour.view(b, v, 3, -1).permute(0, 1, 3, 2)  # (B, V, Q, 3)
-        colour = colour * seen[..., None] + (1 - seen[..., None])  # unseen reads as background
-        mean = colour.mean(dim=1)
-        std = (colour - mean[:, None]).pow(2).mean(dim=1).add(1e-6).sqrt()
-        stats = torch.cat([mean, std, seen.mean(dim=1)[..., None]], dim=-1)  # (B, Q, 7)
-        tokens = self.points.shape[0]
-        return self.linear(stats.reshape(b, tokens, -1))
+        stats = view_statistics(rgb, projections, self.points.reshape(-1, 3))
+        return self.linear(stats.reshape(rgb.shape[0], self.points.shape[0], -1))
+
+
+class PlaneLift(nn.Module):
+    """The same view statistics per plane texel, added to the planes after the deconvolution.
+
+    The token lift reaches the planes through 8x8-texel deconvolution patches, too coarse for
+    colour: the tiny LRM trained with it alone rendered every object grey. This path gives each
+    texel the colours the views agree on along its own line. Its last layer starts at zero, so a
+    model warm-started with it computes what it did before until it learns to use it.
+    """
+
+    def __init__(self, config: ModelConfig, hidden: int = 64) -> None:
+        super().__init__()
+        self.resolution = config.plane_resolution
+        points = token_points(config.plane_resolution, config.bound, sub=1)  # (3·R², 1, S, 3)
+        self.register_buffer("points", points.reshape(-1, 3), persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(LINE_SAMPLES * STATS, hidden), nn.SiLU(), nn.Linear(hidden, config.plane_channels))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, rgb: torch.Tensor, projections: torch.Tensor) -> torch.Tensor:
+        """rgb (B, V, 3, H, W) over white; projections (B, V, 3, 4) -> planes (B, 3, C, R, R)."""
+        b, r = rgb.shape[0], self.resolution
+        stats = view_statistics(rgb, projections, self.points).reshape(b, 3, r, r, -1)
+        return self.mlp(stats).permute(0, 1, 4, 2, 3)

@@ -11,7 +11,7 @@ from torch import nn
 from backend.io.cameras import Camera
 from backend.models.blocks import LRMBlock, patchify
 from backend.models.config import ModelConfig
-from backend.models.lift import ViewLift
+from backend.models.lift import PlaneLift, ViewLift
 from backend.models.triplane import TriplaneDecoder
 
 
@@ -20,6 +20,7 @@ class LRMOutput:
     tokens: torch.Tensor  # (B, 3·n², D) final triplane tokens
     features: list[torch.Tensor]  # outputs of the last L blocks, each (B, 3·n², D)
     planes: torch.Tensor  # (B, 3, C, R, R)
+    lifted: torch.Tensor | None = None  # (B, 3, C, R, R) the plane lift's share of ``planes``
 
 
 class ImageTokenizer(nn.Module):
@@ -49,6 +50,7 @@ class LRM(nn.Module):
         self.tokenizer = ImageTokenizer(config)
         self.triplane_tokens = nn.Parameter(torch.randn(3 * n * n, config.dim) * 0.02)
         self.lift = ViewLift(config)
+        self.plane_lift = PlaneLift(config) if config.plane_lift else None
         self.blocks = nn.ModuleList(LRMBlock(config.dim, config.heads, config.mlp_ratio) for _ in range(config.lrm_blocks))
         self.norm_out = nn.LayerNorm(config.dim)
         scale = config.plane_resolution // n
@@ -62,13 +64,25 @@ class LRM(nn.Module):
             parts.append(torch.zeros_like(rgb) if canonical is None else canonical)
         return torch.cat(parts, dim=2)
 
-    def tokens_to_planes(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Triplane tokens (B, 3·n², D) -> planes (B, 3, C, R, R)."""
+    def tokens_to_planes(self, tokens: torch.Tensor, lifted: torch.Tensor | None = None) -> torch.Tensor:
+        """Triplane tokens (B, 3·n², D) (plus the plane lift's share, when the model has one) -> planes (B, 3, C, R, R)."""
         b = tokens.shape[0]
         n = self.config.triplane_tokens
         grid = self.norm_out(tokens).view(b * 3, n, n, -1).permute(0, 3, 1, 2)
         planes = self.upsample(grid)
-        return planes.view(b, 3, *planes.shape[1:])
+        planes = planes.view(b, 3, *planes.shape[1:])
+        return planes if lifted is None else planes + lifted
+
+    @staticmethod
+    def lifted_between(start: LRMOutput, end: LRMOutput | None, alphas: torch.Tensor) -> torch.Tensor | None:
+        """The plane lift at k+α for LIM's in-betweens (B = len(alphas)): no views exist there, so
+        the keyframes' lifts are blended; LIM's tokens carry the motion. None for models without it."""
+        if start.lifted is None:
+            return None
+        if end is None or end.lifted is None:
+            return start.lifted.expand(len(alphas), -1, -1, -1, -1)
+        a = alphas.to(start.lifted.dtype).view(-1, 1, 1, 1, 1)
+        return (1 - a) * start.lifted + a * end.lifted
 
     def forward(self, views: torch.Tensor, projections: torch.Tensor) -> LRMOutput:
         """views: (B, V, C_in, H, W), any number V of posed views; projections: (B, V, 3, 4) to their pixels."""
@@ -80,4 +94,5 @@ class LRM(nn.Module):
             x = block(x, images)
             if index >= first_feature:
                 features.append(x)
-        return LRMOutput(x, features, self.tokens_to_planes(x))
+        lifted = None if self.plane_lift is None else self.plane_lift(views[:, :, :3], projections)
+        return LRMOutput(x, features, self.tokens_to_planes(x, lifted), lifted)

@@ -123,3 +123,10 @@ def render_views(field: Field, cameras: list[Camera], bound: float, coarse: int,
     if parts[0].canonical is not None:
         out["canonical"] = torch.cat([p.canonical for p in parts], dim=1).view(v, h, w, 3)
     return out
+
+
+def render_triplane(model, planes: torch.Tensor, cameras: list[Camera]) -> dict[str, torch.Tensor]:
+    """``render_views`` of one triplane (1, 3, C, R, R) through ``model``'s decoder, bound and sample counts."""
+    config = model.config
+    return render_views(lambda points: model.decoder(planes, points), cameras, config.bound, config.coarse_samples,
+                        config.fine_samples)

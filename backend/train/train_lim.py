@@ -69,17 +69,19 @@ def lim_step(lim: torch.nn.Module, lrm: torch.nn.Module, batch: dict[str, torch.
              causal: bool) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         start = lrm(batch["views_k"], batch["projections"])
-        end = None if lrm.config.canonical else lrm(batch["views_next"], batch["projections"]).tokens
+        following = None if lrm.config.canonical else lrm(batch["views_next"], batch["projections"])
+        end = None if following is None else following.tokens
         pseudo_truth = lrm(batch["views_mid"], batch["projections"]).planes
     hop = lim(start.tokens, start.features, batch["views_next"], batch["interp_alpha"], end)
-    planes = lrm.tokens_to_planes(hop.tokens)
+    lifted = lrm.lifted_between(start, following, batch["interp_alpha"])
+    planes = lrm.tokens_to_planes(hop.tokens, lifted)
     losses = {"triplane": F.mse_loss(planes, pseudo_truth)}
     if causal:
         alpha_r = torch.rand_like(batch["interp_alpha"]) * batch["interp_alpha"]
         losses["causal"] = causal_consistency(
             lambda state, views, a: lim(state.tokens, state.features, views, a, end),
             start, batch["views_next"], batch["interp_alpha"], alpha_r,
-            lambda state: lrm.tokens_to_planes(state.tokens), planes,
+            lambda state: lrm.tokens_to_planes(state.tokens, lifted), planes,
         )
     losses.update(rendering_losses(lambda pts: lrm.decoder(planes, pts), batch, lrm.config, rays))
     return losses
