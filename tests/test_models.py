@@ -36,7 +36,7 @@ def test_lrm_and_lim_shapes_and_gradients() -> None:
     lrm = LRM(SMALL)
     out = lrm(_views(), _projections())
     n, r = SMALL.triplane_tokens, SMALL.plane_resolution
-    assert out.planes.shape == (2, 3, SMALL.plane_channels, r, r)
+    assert out.planes.shape == (2, 3, SMALL.stored_channels, r, r) and SMALL.stored_channels == SMALL.plane_channels + 3
     assert len(out.features) == SMALL.feature_blocks and out.features[0].shape == (2, 3 * n * n, SMALL.dim)
     lim = LIM.from_lrm(lrm)
     alphas = torch.tensor([0.3, 0.9])
@@ -65,9 +65,9 @@ def test_view_statistics_read_what_every_view_sees() -> None:
 
 def test_plane_lift_starts_silent_and_blends_between_keyframes(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    without = LRM(replace(SMALL, plane_lift=False))
+    without = LRM(replace(SMALL, plane_lift=False, colour_prior=False))
     save_checkpoint(without, tmp_path / "old", "lrm")
-    with_lift = LRM(SMALL)
+    with_lift = LRM(replace(SMALL, colour_prior=False))
     assert warm_start(with_lift, tmp_path / "old", "lrm") == [n for n, _ in with_lift.plane_lift.named_parameters(prefix="plane_lift")]
     views, projections = _views(), _projections()
     torch.testing.assert_close(with_lift(views, projections).planes, without(views, projections).planes)
@@ -79,6 +79,28 @@ def test_plane_lift_starts_silent_and_blends_between_keyframes(tmp_path: Path) -
     torch.testing.assert_close(blended[1], 0.75 * first.lifted[0] + 0.25 * second.lifted[0])
     torch.testing.assert_close(blended[2], second.lifted[0])
     assert LRM.lifted_between(without(views[:1], projections[:1]), None, torch.tensor([0.5])) is None
+
+
+def test_colour_prior_carries_the_colour_the_views_agree_on() -> None:
+    torch.manual_seed(0)
+    lrm = LRM(SMALL)
+    cameras = ring_cameras(4, np.random.default_rng(2), size=SMALL.image_size)
+    projections = camera_projections(cameras)[None]
+    colour = torch.tensor([0.8, 0.1, 0.2])
+    rgb = torch.ones(1, 4, 3, SMALL.image_size, SMALL.image_size)
+    rgb[..., 12:20, 12:20] = colour.view(3, 1, 1)  # an object in the middle of every view
+    views = torch.cat([rgb, torch.zeros(1, 4, 6, SMALL.image_size, SMALL.image_size)], dim=2)
+    out = lrm(views, projections)
+    prior = out.lifted[0, :, SMALL.plane_channels:]  # (3 planes, RGB, R, R)
+    r = SMALL.plane_resolution
+    torch.testing.assert_close(prior[:, :, r // 2, r // 2], colour.expand(3, 3), atol=0.05, rtol=0)  # through the centre (edge pixels blend)
+    torch.testing.assert_close(prior[:, :, 0, 0], torch.ones(3, 3))  # a corner line misses the object: white
+    with torch.no_grad():
+        lrm.decoder.rgb.weight.zero_()
+        lrm.decoder.rgb.bias.zero_()
+        lrm.decoder.prior_gate.fill_(1 / 4.0)  # the gate at 1: the RGB is the prior itself
+    centre = lrm.decoder(out.planes, torch.zeros(1, 1, 3)).rgb[0, 0]
+    torch.testing.assert_close(centre, colour, atol=0.05, rtol=0)
 
 
 def test_lim_starts_from_the_lrm_blocks() -> None:

@@ -36,29 +36,40 @@ class ModelConfig:
     # per-texel view statistics added to the planes (models/lift.py PlaneLift); False in checkpoints
     # saved before it existed, so they load as they were trained
     plane_lift: bool = False
+    # 3 more plane channels holding the colour the views agree on, which the decoder's RGB starts from
+    # (needs plane_lift; models/triplane.py)
+    colour_prior: bool = False
 
     @property
     def input_channels(self) -> int:
         return 3 + 6 + (3 if self.canonical else 0)  # RGB, Plücker, canonical XYZ
+
+    @property
+    def stored_channels(self) -> int:
+        """Channels a plane holds: the learned features, then the colour prior's RGB."""
+        return self.plane_channels + (3 if self.colour_prior else 0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> ModelConfig:
-        return config_from_dict(ModelConfig, data)
+        config = config_from_dict(ModelConfig, data)
+        if config.colour_prior and not config.plane_lift:
+            raise ValueError("colour_prior needs plane_lift: the lift computes the colours")
+        return config
 
     def with_canonical(self) -> ModelConfig:
         return replace(self, canonical=True)
 
 
 PRESETS: dict[str, ModelConfig] = {
-    "tiny": ModelConfig(plane_lift=True),
+    "tiny": ModelConfig(plane_lift=True, colour_prior=True),
     # LIM paper sizes: LRM 12 blocks, LIM 6 blocks; width and triplane as in LRM/TripoSR-class models
     "base": ModelConfig(
         image_size=256, patch_size=16, dim=1024, heads=16, lrm_blocks=12, lim_blocks=6, feature_blocks=4,
         triplane_tokens=32, plane_channels=40, plane_resolution=64, decoder_hidden=64, decoder_layers=4,
-        coarse_samples=64, fine_samples=64, plane_lift=True,
+        coarse_samples=64, fine_samples=64, plane_lift=True, colour_prior=True,
     ),
 }
 

@@ -20,6 +20,7 @@ from backend.models.triplane import PLANE_AXES
 
 LINE_SAMPLES, SUB = 16, 2
 STATS = 7  # mean RGB, std RGB, fraction of views that see the point
+BACKGROUND_LEVEL = 0.98  # a pixel this close to white in every channel is background
 
 
 def token_points(tokens_per_side: int, bound: float, sub: int = SUB) -> torch.Tensor:
@@ -39,8 +40,10 @@ def token_points(tokens_per_side: int, bound: float, sub: int = SUB) -> torch.Te
     return torch.cat(planes) * bound
 
 
-def view_statistics(rgb: torch.Tensor, projections: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """What the views see at each point: (B, Q, STATS) mean RGB, RGB spread, fraction of views seeing it.
+def view_statistics(rgb: torch.Tensor, projections: torch.Tensor, points: torch.Tensor,
+                    with_background: bool = False) -> torch.Tensor:
+    """What the views see at each point: (B, Q, STATS) mean RGB, RGB spread, fraction of views seeing it
+    (and, with_background, an 8th: the fraction of views that see white background there).
 
     rgb (B, V, 3, H, W) over white; projections (B, V, 3, 4) to pixels; points (Q, 3).
     """
@@ -58,7 +61,10 @@ def view_statistics(rgb: torch.Tensor, projections: torch.Tensor, points: torch.
     colour = colour * seen[..., None] + (1 - seen[..., None])  # unseen reads as background
     mean = colour.mean(dim=1)
     std = (colour - mean[:, None]).pow(2).mean(dim=1).add(1e-6).sqrt()
-    return torch.cat([mean, std, seen.mean(dim=1)[..., None]], dim=-1)
+    stats = [mean, std, seen.mean(dim=1)[..., None]]
+    if with_background:
+        stats.append((colour.min(dim=-1).values > BACKGROUND_LEVEL).float().mean(dim=1)[..., None])
+    return torch.cat(stats, dim=-1)
 
 
 class ViewLift(nn.Module):
@@ -84,6 +90,7 @@ class PlaneLift(nn.Module):
 
     def __init__(self, config: ModelConfig, hidden: int = 64) -> None:
         super().__init__()
+        self.colour_prior = config.colour_prior
         self.resolution = config.plane_resolution
         points = token_points(config.plane_resolution, config.bound, sub=1)  # (3·R², 1, S, 3)
         self.register_buffer("points", points.reshape(-1, 3), persistent=False)
@@ -94,5 +101,24 @@ class PlaneLift(nn.Module):
     def forward(self, rgb: torch.Tensor, projections: torch.Tensor) -> torch.Tensor:
         """rgb (B, V, 3, H, W) over white; projections (B, V, 3, 4) -> planes (B, 3, C, R, R)."""
         b, r = rgb.shape[0], self.resolution
-        stats = view_statistics(rgb, projections, self.points).reshape(b, 3, r, r, -1)
-        return self.mlp(stats).permute(0, 1, 4, 2, 3)
+        stats = view_statistics(rgb, projections, self.points, with_background=self.colour_prior)
+        stats = stats.reshape(b, 3, r, r, LINE_SAMPLES, -1)
+        lifted = self.mlp(stats[..., :STATS].flatten(-2))
+        if self.colour_prior:
+            lifted = torch.cat([lifted, line_colour(stats)], dim=-1)
+        return lifted.permute(0, 1, 4, 2, 3)
+
+
+def line_colour(stats: torch.Tensor) -> torch.Tensor:
+    """(..., 3) the colour along each line where every view sees the object (the visual hull), white if nowhere.
+
+    stats (..., LINE_SAMPLES, 8) from view_statistics(with_background=True). Inside the hull the
+    views' mean colour is the object's own; points where some views see background are let go, and
+    points where the views disagree are weighted down.
+    """
+    inside = (1 - stats[..., 7]) * stats[..., 6]  # no view sees background, and all see the point
+    # photo-consistency: samples the views agree on (the surface, not pixels blended at an edge) count most
+    weights = inside.pow(4) * torch.exp(-stats[..., 3:6].sum(dim=-1) / 0.1)
+    total = weights.sum(dim=-1, keepdim=True)
+    colour = (weights[..., None] * stats[..., :3]).sum(dim=-2) / total.clamp_min(1e-6)
+    return torch.where(total > 1e-3, colour, torch.ones_like(colour))

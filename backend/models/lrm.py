@@ -71,6 +71,8 @@ class LRM(nn.Module):
         grid = self.norm_out(tokens).view(b * 3, n, n, -1).permute(0, 3, 1, 2)
         planes = self.upsample(grid)
         planes = planes.view(b, 3, *planes.shape[1:])
+        if self.config.colour_prior:  # the tokens add nothing to the colour channels; the lift fills them
+            planes = torch.cat([planes, planes.new_zeros(b, 3, 3, *planes.shape[-2:])], dim=2)
         return planes if lifted is None else planes + lifted
 
     @staticmethod

@@ -12,6 +12,7 @@ from backend.models.config import ModelConfig
 
 # Plane axes: XY, XZ, YZ (each plane is indexed by the two coordinates it spans).
 PLANE_AXES = ((0, 1), (0, 2), (1, 2))
+PRIOR_GATE_START, PRIOR_GATE_SCALE = 0.5, 4.0
 
 
 def sample_planes(planes: torch.Tensor, points: torch.Tensor, bound: float) -> torch.Tensor:
@@ -47,12 +48,19 @@ class TriplaneDecoder(nn.Module):
         self.density = nn.Linear(width, 1)
         self.rgb = nn.Linear(width, 3)
         self.canonical = nn.Linear(width, 3) if config.canonical else None
+        # how much the RGB leans on the colour prior; scaled so that Adam's ~lr steps move it quickly
+        self.prior_gate = nn.Parameter(torch.tensor(PRIOR_GATE_START / PRIOR_GATE_SCALE)) if config.colour_prior else None
 
     def forward(self, planes: torch.Tensor, points: torch.Tensor) -> FieldSample:
-        h = self.trunk(sample_planes(planes, points, self.config.bound))
+        features = sample_planes(planes, points, self.config.bound)
+        h = self.trunk(features[..., :self.config.plane_channels])
         inside = (points.abs() <= self.config.bound).all(dim=-1)
         # shifted, scaled softplus: mostly empty space at initialisation, opaque surfaces reachable
         density = 8.0 * F.softplus(self.density(h)[..., 0] - 4.0) * inside
-        rgb = torch.sigmoid(self.rgb(h))
+        logits = self.rgb(h)
+        if self.prior_gate is not None:
+            prior = (features[..., self.config.plane_channels:] / 3).clamp(0.02, 0.98)  # the 3 planes' mean
+            logits = logits + PRIOR_GATE_SCALE * self.prior_gate * torch.logit(prior)
+        rgb = torch.sigmoid(logits)
         canonical = None if self.canonical is None else self.config.bound * torch.tanh(self.canonical(h))
         return FieldSample(density, rgb, canonical)
