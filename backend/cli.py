@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=["world", "interp", "speed", "track", "canonical", "service", "import", "mono", "scale", "plots"])
     bench.add_argument("--seeds", default="1000000-1000007", help="evaluation seeds, A-B or a,b,c")
     bench.add_argument("--config", default="tiny", help="model config (speed: comma-separated list)")
-    bench.add_argument("--checkpoints", default="backend/checkpoints", help="interp: folder with lrm/, lim/, lim_no_causal/")
+    bench.add_argument("--checkpoints", default="backend/checkpoints", help="folder of checkpoints (lrm/, lim/, ...)")
     bench.add_argument("--device", default=None, help="speed: cpu or cuda")
     bench.add_argument("--gltf", nargs="*", default=None, help="interp: evaluate on these animated glTF assets instead")
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")

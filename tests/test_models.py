@@ -93,7 +93,7 @@ def test_colour_prior_carries_the_colour_the_views_agree_on() -> None:
     out = lrm(views, projections)
     prior = out.lifted[0, :, SMALL.plane_channels:]  # (3 planes, RGB, R, R)
     r = SMALL.plane_resolution
-    torch.testing.assert_close(prior[:, :, r // 2, r // 2], colour.expand(3, 3), atol=0.05, rtol=0)  # through the centre (edge pixels blend)
+    torch.testing.assert_close(prior[:, :, r // 2, r // 2], colour.expand(3, 3), atol=0.05, rtol=0)  # the centre line
     torch.testing.assert_close(prior[:, :, 0, 0], torch.ones(3, 3))  # a corner line misses the object: white
     with torch.no_grad():
         lrm.decoder.rgb.weight.zero_()

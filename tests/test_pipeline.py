@@ -27,7 +27,7 @@ def test_every_frame_gets_planes_and_keyframes_are_the_lrms() -> None:
     frames = np.random.default_rng(1).integers(0, 256, size=(3, 7, 64, 64, 3), dtype=np.uint8)
     result = reconstruct_frames(lrm, lim, frames, cameras, np.linspace(0, 1, 7), stride=3)
     assert result.keyframes == [0, 3, 6]
-    assert all(p is not None and p.shape == (1, 3, 32, 32, 32) for p in result.planes)
+    assert all(p is not None and p.shape == (1, 3, lrm.config.stored_channels, 32, 32) for p in result.planes)
     with torch.no_grad():
         direct = lrm(model_views(frames[:, 3], cameras, 32)[None], camera_projections(cameras, 32)[None]).planes
     torch.testing.assert_close(result.planes[3], direct)

@@ -43,7 +43,7 @@ def test_shipped_lrm_reconstructs_an_evaluation_scene() -> None:
         seen, truth = render_views(obj, ring, 0.4), render_views(obj, novel, 0.4)
         out = lrm(seen.model_input[None], seen.projections[None])
         hop = lim(out.tokens, out.features, seen.model_input[None], torch.tensor([1.0]))
-        for planes in (out.planes, lrm.tokens_to_planes(hop.tokens)):
+        for planes in (out.planes, lrm.tokens_to_planes(hop.tokens, lrm.lifted_between(out, out, torch.tensor([1.0])))):
             image = render_field(lambda p, planes=planes: lrm.decoder(planes, p), novel, config.bound,
                                  config.coarse_samples, config.fine_samples)
             for v in range(len(novel)):

@@ -40,6 +40,10 @@ class ModelConfig:
     # (needs plane_lift; models/triplane.py)
     colour_prior: bool = False
 
+    def __post_init__(self) -> None:
+        if self.colour_prior and not self.plane_lift:
+            raise ValueError("colour_prior needs plane_lift: the lift computes the colours")
+
     @property
     def input_channels(self) -> int:
         return 3 + 6 + (3 if self.canonical else 0)  # RGB, Plücker, canonical XYZ
@@ -54,10 +58,7 @@ class ModelConfig:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> ModelConfig:
-        config = config_from_dict(ModelConfig, data)
-        if config.colour_prior and not config.plane_lift:
-            raise ValueError("colour_prior needs plane_lift: the lift computes the colours")
-        return config
+        return config_from_dict(ModelConfig, data)
 
     def with_canonical(self) -> ModelConfig:
         return replace(self, canonical=True)

@@ -66,6 +66,8 @@ class LRM(nn.Module):
 
     def tokens_to_planes(self, tokens: torch.Tensor, lifted: torch.Tensor | None = None) -> torch.Tensor:
         """Triplane tokens (B, 3·n², D) (plus the plane lift's share, when the model has one) -> planes (B, 3, C, R, R)."""
+        if (lifted is None) != (self.plane_lift is None):
+            raise ValueError("planes from tokens need the plane lift's share exactly when the model has a plane lift")
         b = tokens.shape[0]
         n = self.config.triplane_tokens
         grid = self.norm_out(tokens).view(b * 3, n, n, -1).permute(0, 3, 1, 2)
