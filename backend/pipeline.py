@@ -93,8 +93,7 @@ def reconstruct_frames(lrm: LRM, lim: LIM, frames: np.ndarray, cameras: list[Cam
         start = outputs[k]
         hop = lim(start.tokens.expand(n, -1, -1), [f.expand(n, -1, -1) for f in start.features],
                   inputs[nxt][None].expand(n, -1, -1, -1, -1), alphas, outputs[nxt].tokens.expand(n, -1, -1))
-        lifted = LRM.lifted_between(start, outputs[nxt], alphas)
+        segment_planes = lrm.tokens_to_planes(hop.tokens, LRM.lifted_between(start, outputs[nxt], alphas)).cpu()
         for row, index in enumerate(indices):
-            share = None if lifted is None else lifted[row:row + 1]
-            planes[index] = lrm.tokens_to_planes(hop.tokens[row:row + 1], share).cpu()
+            planes[index] = segment_planes[row:row + 1]
     return Reconstruction(planes, keys, position_times)

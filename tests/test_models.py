@@ -14,6 +14,7 @@ from backend.models.config import preset
 from backend.models.lift import view_statistics
 from backend.models.lim import LIM
 from backend.models.lrm import LRM, camera_projections
+from backend.models.triplane import PRIOR_GATE_SCALE
 from backend.train.losses import causal_consistency, rendering_losses, weighted_total
 from backend.train.train_lrm import make_batch
 
@@ -98,7 +99,7 @@ def test_colour_prior_carries_the_colour_the_views_agree_on() -> None:
     with torch.no_grad():
         lrm.decoder.rgb.weight.zero_()
         lrm.decoder.rgb.bias.zero_()
-        lrm.decoder.prior_gate.fill_(1 / 4.0)  # the gate at 1: the RGB is the prior itself
+        lrm.decoder.prior_gate.fill_(1 / PRIOR_GATE_SCALE)  # the gate at 1: the RGB is the prior itself
     centre = lrm.decoder(out.planes, torch.zeros(1, 1, 3)).rgb[0, 0]
     torch.testing.assert_close(centre, colour, atol=0.05, rtol=0)
 
