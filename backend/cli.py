@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     train.add_argument("--lrm", default="backend/checkpoints/lrm", help="LIM: the frozen LRM checkpoint")
     train.add_argument("--no-causal", action="store_true", help="LIM: ablation without L_causal")
+    train.add_argument("--generated-views", type=float, default=0.0,
+                       help="LRM: share of scenes whose views 1.. come from the diffusion model (monocular robustness)")
+    train.add_argument("--views-model", default="backend/checkpoints/mvdiff", help="LRM: the diffusion model for --generated-views")
     train.add_argument("--init", default=None, help="warm start from this checkpoint (e.g. canonical from backend/checkpoints/lrm)")
     train.set_defaults(handler=_train)
 

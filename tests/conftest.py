@@ -6,6 +6,11 @@ from pathlib import Path
 
 import pytest
 
+# One thread per process: `make test` runs two workers on two cores, and each starts backends and
+# Blender. Two-thread torch processes on cores already taken spin in OpenMP barriers; the monocular
+# end-to-end job took 284 s that way and 33 s with one thread. Children inherit the setting.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 

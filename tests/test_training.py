@@ -147,3 +147,32 @@ def test_diffusion_steps_lower_the_loss_on_a_fixed_batch() -> None:
         loss().backward()
         optimizer.step()
     assert loss().item() < 0.8 * first.item()
+
+
+def test_lrm_batches_can_see_a_keyframe_as_a_monocular_job_does() -> None:
+    """With --generated-views, a scene's views 1.. are the diffusion model's, from view 0, at its cameras."""
+    from backend.models.mvdiffusion import DiffusionConfig, MultiViewDiffusion
+    from backend.train.train_lrm import make_batch
+
+    config = DiffusionConfig(image_size=32, block_channels=(8, 16), attention_heads=2, token_dim=16, condition_patch=4)
+    torch.manual_seed(0)
+    diffusion = MultiViewDiffusion(config).eval()
+    true = make_batch(3, 0, 2, 32, False)
+    seen = make_batch(3, 0, 2, 32, False, diffusion, generated_share=1.0)
+    again = make_batch(3, 0, 2, 32, False, diffusion, generated_share=1.0)
+    assert torch.equal(seen["views"], again["views"]), "a step's batch replays exactly after a resume"
+    for name in ("rgb", "alpha", "depth"):  # the same scenes and targets, whatever the inputs
+        assert torch.equal(seen[name], true[name])
+    assert torch.equal(seen["views"][:, 0], true["views"][:, 0]), "view 0 is the true view"
+    # the other views sit where the diffusion model puts them: the input camera turned about z by 90°, 180°, 270°
+    for k, degrees in enumerate(config.azimuths_deg, start=1):
+        angle = torch.tensor(degrees, dtype=torch.float64).deg2rad()
+        turn = torch.eye(4, dtype=torch.float64)
+        turn[:2, :2] = torch.stack([torch.stack([angle.cos(), -angle.sin()]), torch.stack([angle.sin(), angle.cos()])])
+        back = seen["projections"][:, k].double() @ turn
+        assert torch.allclose(back, seen["projections"][:, 0].double(), rtol=1e-4, atol=1e-3)
+    assert not torch.allclose(seen["projections"][:, 1], true["projections"][:, 1])
+    generated = seen["views"][:, 1:, :3]
+    assert generated.min() >= 0 and generated.max() <= 1
+    assert torch.allclose(generated * 255, (generated * 255).round(), atol=1e-3), "8-bit views, as the monocular path gives"
+    assert (generated - true["views"][:, 1:, :3]).abs().mean() > 0.05, "an untrained model's views are not the true ones"

@@ -151,6 +151,24 @@ def generated_cameras(camera: Camera, azimuths_deg: tuple[float, ...]) -> list[C
 
 
 @torch.no_grad()
+def denoise(model: MultiViewDiffusion, images: torch.Tensor, elevations: torch.Tensor, noise: torch.Tensor,
+            previous: torch.Tensor | None = None, steps: int | None = None) -> torch.Tensor:
+    """DDIM from ``noise`` (B, 3V, H, W) for a batch of input views (B, 3, H, W) in [-1, 1] -> views in [-1, 1].
+
+    elevations (B,) radians; previous (B, 3V, H, W) the previous keyframe's views, or None for none.
+    """
+    scheduler = sampling_scheduler(model.config)
+    scheduler.set_timesteps(steps or model.config.sample_steps)
+    has_previous = torch.full((images.shape[0],), float(previous is not None), device=images.device)
+    previous = torch.zeros_like(noise) if previous is None else previous
+    x = noise
+    for t in scheduler.timesteps:
+        prediction = model(x, t.expand(images.shape[0]).to(images.device), images, previous, has_previous, elevations)
+        x = scheduler.step(prediction, t, x).prev_sample
+    return x.clamp(-1, 1)
+
+
+@torch.no_grad()
 def generate_views(model: MultiViewDiffusion, images: torch.Tensor, elevation: float, seed: int = 0,
                    steps: int | None = None, progress: Any = None) -> torch.Tensor:
     """Keyframe input views (K, 3, H, W) in [0, 1] -> generated views (K, V, 3, H, W) in [0, 1].
@@ -163,21 +181,12 @@ def generate_views(model: MultiViewDiffusion, images: torch.Tensor, elevation: f
     keyframes, v, size = images.shape[0], config.views, config.image_size
     generator = torch.Generator("cpu").manual_seed(seed)
     shared_noise = torch.randn(1, 3 * v, size, size, generator=generator).to(device)
-    scheduler = sampling_scheduler(config)
-    scheduler.set_timesteps(steps or config.sample_steps)
     tilt = torch.tensor([elevation], device=device)
-    previous = torch.zeros(1, 3 * v, size, size, device=device)
-    has_previous = torch.zeros(1, device=device)
-    outputs = []
+    previous, outputs = None, []
     for index in range(keyframes):
         image = images[index: index + 1].to(device) * 2 - 1
-        x = shared_noise.clone()
-        for t in scheduler.timesteps:
-            prediction = model(x, t.expand(1).to(device), image, previous, has_previous, tilt)
-            x = scheduler.step(prediction, t, x).prev_sample
-        x = x.clamp(-1, 1)
-        previous, has_previous = x, torch.ones(1, device=device)
-        outputs.append((x[0].view(v, 3, size, size) + 1) / 2)
+        previous = denoise(model, image, tilt, shared_noise.clone(), previous, steps)
+        outputs.append((previous[0].view(v, 3, size, size) + 1) / 2)
         if progress is not None:
             progress(index + 1, keyframes)
     return torch.stack(outputs).cpu()

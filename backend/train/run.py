@@ -141,7 +141,7 @@ class Prefetched:
 
 
 # settings that define what a run trains; a resumed run must keep them
-FIXED_ON_RESUME = ("target", "config", "lrm", "no_causal")
+FIXED_ON_RESUME = ("target", "config", "lrm", "no_causal", "generated_views")
 
 
 def run_arguments(args: Any) -> dict[str, Any]:
