@@ -155,6 +155,7 @@ def reconstruct_monocular(source: Path, models, out: Path, settings, progress, s
     from backend.reconstruct import reconstruct
 
     generator = models.diffusion()  # first: a missing model is the clearer error
+    models = models.monocular()
     with progress.stage("decode"):
         size = max(models.lrm.config.image_size, generator.image_size)  # the LRM reads a downsized copy
         footage = load_monocular(source, size, frame_start, frame_end, mask_path=mask_path)

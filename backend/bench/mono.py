@@ -34,6 +34,7 @@ from backend.models.mvdiffusion import elevation_of, generated_cameras
 from backend.models.view_generators import TrainedViews
 from backend.monocular import load_monocular, monocular_clip, virtual_camera
 from backend.pipeline import reconstruct_frames
+from backend.reconstruct import Models, Progress, Settings
 from backend.render.volume import render_triplane
 from backend.world import make_object
 from backend.world.render import render_clip
@@ -115,7 +116,6 @@ def time_end_to_end(seed: int, checkpoints: Path) -> float:
     """Seconds for a whole monocular job (final quality) on a 32-frame 256² MP4 of a world seed."""
     from backend.io.video import write_mp4
     from backend.monocular import reconstruct_monocular
-    from backend.reconstruct import Models, Progress, Settings
 
     obj = make_object(seed)
     camera = ring_cameras(1, np.random.default_rng([seed, 9]), size=256)[0]
@@ -129,8 +129,8 @@ def time_end_to_end(seed: int, checkpoints: Path) -> float:
 
 
 def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | None, config_name: str = "tiny") -> dict:
-    lrm = load_checkpoint(checkpoints / "lrm", "lrm")
-    lim = load_checkpoint(checkpoints / "lim", "lim")
+    models = Models.load(checkpoints).monocular()  # the LRM and LIM a monocular job uses
+    lrm, lim = models.lrm, models.lim
     diffusion = TrainedViews(load_checkpoint(checkpoints / "mvdiff", "mvdiff"))
     per_seed = [world_case(seed, lrm, lim, diffusion) for seed in seeds]
     for seed, row in zip(seeds, per_seed, strict=True):
