@@ -105,6 +105,10 @@ def test_mvdiff_training_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert ema["kind"] == "mvdiff" and ema["step"] == 3
     with (out / "loss.csv").open() as handle:
         assert [int(row["step"]) for row in csv.DictReader(handle)] == [1, 2, 3]
+    # a finished run continues as a new one with a new schedule, from its weights
+    warm = run_backend("train", "mvdiff", "--steps", "1", "--init", str(out / "model"), "--out", str(tmp_path / "more"),
+                       "--batch", "1", "--log-every", "1", "--save-every", "1", "--warmup", "1")
+    assert warm.returncode == 0 and f"warm start from {out / 'model'}" in warm.stdout, warm.stderr
 
 
 def test_a_weight_average_is_continued_only_by_the_state_it_belongs_to(tmp_path: Path) -> None:

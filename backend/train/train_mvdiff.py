@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from backend.io.cameras import ring_cameras
+from backend.models.checkpoints import load_checkpoint
 from backend.models.mvdiffusion import MultiViewDiffusion, elevation_of, generated_cameras, preset, training_scheduler
 from backend.train.data import training_seed
 from backend.train.run import Distributed, Objective, Prefetched, check_resume, load_state, run_training
@@ -76,7 +77,14 @@ def main(args: argparse.Namespace) -> int:
         print(f"resuming {out} at step {start}")
     else:
         torch.manual_seed(0)
-        model = MultiViewDiffusion(preset(args.config)).to(env.device)
+        model = MultiViewDiffusion(preset(args.config))
+        if args.init:  # continue a finished run with a new schedule: the same config, its weights
+            source = load_checkpoint(args.init, "mvdiff")
+            if source.config != model.config:
+                raise ValueError(f"{args.init}: its config differs from --config {args.config}; warm starts need the same one")
+            model.load_state_dict(source.state_dict())
+            print(f"warm start from {args.init}")
+        model = model.to(env.device)
         optimizer, start = optimizer_for(model), 0
     objective = env.wrap(Objective(model, diffusion_step))
     batches = Prefetched(partial(make_batch, rank=env.rank, batch=args.batch, config_name=args.config), start, args.steps)
