@@ -8,7 +8,7 @@ import torch
 
 from backend.bench.interp import psnr
 from backend.models.checkpoints import load_checkpoint, read_config
-from backend.render.volume import render_views as render_field
+from backend.render.volume import render_triplane
 from backend.train.data import random_cameras, render_views
 from backend.world import make_object
 from conftest import REPO
@@ -46,8 +46,7 @@ def test_shipped_lrm_reconstructs_an_evaluation_scene() -> None:
         out = lrm(seen.model_input[None], seen.projections[None])
         hop = lim(out.tokens, out.features, seen.model_input[None], torch.tensor([1.0]))
         for planes in (out.planes, lrm.tokens_to_planes(hop.tokens, lrm.lifted_between(out, out, torch.tensor([1.0])))):
-            image = render_field(lambda p, planes=planes: lrm.decoder(planes, p), novel, config.bound,
-                                 config.coarse_samples, config.fine_samples)
+            image = render_triplane(lrm, planes, novel)
             for v in range(len(novel)):
                 mask = truth.alpha[v].numpy() > 0.5
                 scores.append(psnr(image["rgb"][v].clamp(0, 1).numpy(), truth.rgb[v].numpy(), mask))
@@ -98,8 +97,7 @@ def test_monocular_jobs_get_the_lrm_trained_on_generated_views_and_it_reconstruc
         seen.model_input[1:, :3] = (generated * 255).round() / 255
         for name, lrm in (("multi-view", models.lrm), ("monocular", monocular.lrm)):
             planes = lrm(seen.model_input[None], seen.projections[None]).planes
-            image = render_field(lambda p, lrm=lrm, planes=planes: lrm.decoder(planes, p), novel, lrm.config.bound,
-                                 lrm.config.coarse_samples, lrm.config.fine_samples)
+            image = render_triplane(lrm, planes, novel)
             for v in range(len(novel)):
                 mask = truth.alpha[v].numpy() > 0.5
                 scores[name].append(psnr(image["rgb"][v].clamp(0, 1).numpy(), truth.rgb[v].numpy(), mask))
