@@ -59,7 +59,7 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.what == "mono":
         from backend.bench.mono import run as run_mono
 
-        run_mono(parse_seeds(args.seeds), Path(args.checkpoints), Path(args.results), json_path, args.config)
+        run_mono(parse_seeds(args.seeds), Path(args.checkpoints), Path(args.results), json_path, args.config, args.fit_steps)
     elif args.what == "speed":
         from backend.bench.speed import run as run_speed
 
@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sizes", default=None, help="scale: clip lengths in frames (default 16,64,256)")
     bench.add_argument("--frames", type=int, default=None, help="service: frames per job (12); import: frames (300)")
     bench.add_argument("--vertices", type=int, default=20000, help="import: vertices per frame")
+    bench.add_argument("--fit-steps", type=int, default=None,
+                       help="mono: steps fitting keyframes to the input view (default: the final preset's; 0: off)")
     bench.add_argument("--results", default="benchmarks/RESULTS.md")
     bench.set_defaults(handler=_bench)
 

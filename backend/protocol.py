@@ -61,8 +61,8 @@ STAGES = ("decode", "views", "lrm_lim", "marching_cubes", "decimation", "uv", "t
 
 # quality preset -> reconstruction settings (faces, texture size, mesh grid, whether to write 4D Gaussians)
 QUALITY_PRESETS: dict[str, dict[str, int | bool]] = {
-    "preview": {"target_faces": 3000, "texture_size": 256, "grid": 64, "gaussians": False},
-    "final": {"target_faces": 8000, "texture_size": 512, "grid": 96, "gaussians": True},
+    "preview": {"target_faces": 3000, "texture_size": 256, "grid": 64, "gaussians": False, "fit_steps": 10},
+    "final": {"target_faces": 8000, "texture_size": 512, "grid": 96, "gaussians": True, "fit_steps": 30},
 }
 RESULT_FILES = ("manifest.json", "animation.glb", "preview.png", "preview.mp4", "texture.png", "mesh.npz", "views.png")
 

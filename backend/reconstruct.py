@@ -68,6 +68,7 @@ class Settings:
     preview_size: int = 128
     retime: float = 1.0  # output frames per input frame (> 1: in-betweens from LIM's continuous time)
     times: list[float] | None = None  # or exactly these frame positions
+    fit_steps: int = 30  # monocular: Adam steps fitting each keyframe to the footage (backend.input_fit); 0: off
 
     @staticmethod
     def for_quality(quality: str, **overrides: object) -> Settings:

@@ -27,6 +27,7 @@ from skimage.metrics import structural_similarity
 
 from backend.bench.interp import psnr
 from backend.bench.results import append_row, device_description, today
+from backend.input_fit import FitSettings, fit_to_footage
 from backend.io.cameras import Camera, ring_cameras
 from backend.io.matte import iou
 from backend.models.checkpoints import load_checkpoint
@@ -50,7 +51,7 @@ def render_result(lrm, planes: torch.Tensor, cameras: list[Camera]) -> tuple[np.
     return out["rgb"].clamp(0, 1).numpy(), out["alpha"].numpy()
 
 
-def world_case(seed: int, lrm, lim, diffusion) -> dict[str, float]:
+def world_case(seed: int, lrm, lim, diffusion, fit: FitSettings) -> dict[str, float]:
     if not is_evaluation_seed(seed):
         raise ValueError(f"seed {seed} is a training seed; benchmarks use evaluation seeds (>= {EVALUATION_SEED_START})")
     rng = np.random.default_rng([seed, 9])
@@ -71,6 +72,8 @@ def world_case(seed: int, lrm, lim, diffusion) -> dict[str, float]:
                                     for a, b in zip(made.reshape(-1, SIZE, SIZE, 3), truth.reshape(-1, SIZE, SIZE, 3),
                                                     strict=True)]))
     ours = reconstruct_frames(lrm, lim, mono.clip.frames, mono.clip.cameras, times, STRIDE)
+    if fit.steps:  # the world clip's exact alpha stands in for the matte
+        ours = fit_to_footage(lrm, ours, np.arange(FRAMES), camera, views[0], render.mask[0].astype(np.float32), generated, fit)
     ceiling = reconstruct_frames(lrm, lim, views[:1 + g], [camera, *generated], times, STRIDE)
     sampled = np.unique(np.linspace(0, FRAMES - 1, SAMPLED).round().astype(int))
     novel_fg, ceiling_fg, input_psnr, mask_iou = [], [], [], []
@@ -90,12 +93,14 @@ def world_case(seed: int, lrm, lim, diffusion) -> dict[str, float]:
             "input_view_psnr": float(np.mean(input_psnr)), "mask_iou": float(np.mean(mask_iou))}
 
 
-def davis_case(path: Path, lrm, lim, diffusion, sheet: Path) -> dict[str, float]:
+def davis_case(path: Path, lrm, lim, diffusion, fit: FitSettings, sheet: Path) -> dict[str, float]:
     """The whole monocular path on a real clip: input-view mask IoU and a contact sheet."""
     footage = load_monocular(path, SIZE)
     mono = monocular_clip(footage.frames, diffusion, STRIDE, footage.fps)
     result = reconstruct_frames(lrm, lim, mono.clip.frames, mono.clip.cameras, mono.clip.times, STRIDE)
     camera = mono.clip.cameras[0]
+    result = fit_to_footage(lrm, result, np.arange(len(footage.frames)), camera, footage.frames, footage.masks,
+                            mono.clip.cameras[1:], fit)
     side = virtual_camera(SIZE)
     side = generated_cameras(side, (90.0,))[0]
     columns = np.unique(np.linspace(0, len(footage.frames) - 1, 6).round().astype(int))
@@ -112,7 +117,7 @@ def davis_case(path: Path, lrm, lim, diffusion, sheet: Path) -> dict[str, float]
     return {"mask_iou": float(np.mean(scores)), "matte": footage.matte_method}
 
 
-def time_end_to_end(seed: int, checkpoints: Path) -> float:
+def time_end_to_end(seed: int, checkpoints: Path, settings: Settings) -> float:
     """Seconds for a whole monocular job (final quality) on a 32-frame 256² MP4 of a world seed."""
     from backend.io.video import write_mp4
     from backend.monocular import reconstruct_monocular
@@ -124,26 +129,29 @@ def time_end_to_end(seed: int, checkpoints: Path) -> float:
         clip = Path(tmp) / "clip.mp4"
         write_mp4(clip, frames, 24.0)
         started = time.perf_counter()
-        reconstruct_monocular(clip, Models.load(checkpoints), Path(tmp) / "job", Settings.for_quality("final"), Progress())
+        reconstruct_monocular(clip, Models.load(checkpoints), Path(tmp) / "job", settings, Progress())
         return time.perf_counter() - started
 
 
-def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | None, config_name: str = "tiny") -> dict:
+def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | None, config_name: str = "tiny",
+        fit_steps: int | None = None) -> dict:
+    settings = Settings.for_quality("final", fit_steps=fit_steps)
+    fit = FitSettings(steps=settings.fit_steps)
     models = Models.load(checkpoints).monocular()  # the LRM and LIM a monocular job uses
     lrm, lim = models.lrm, models.lim
     diffusion = TrainedViews(load_checkpoint(checkpoints / "mvdiff", "mvdiff"))
-    per_seed = [world_case(seed, lrm, lim, diffusion) for seed in seeds]
+    per_seed = [world_case(seed, lrm, lim, diffusion, fit) for seed in seeds]
     for seed, row in zip(seeds, per_seed, strict=True):
         print(f"seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
     summary = {k: round(float(np.mean([r[k] for r in per_seed])), 3) for k in per_seed[0]}
     davis = {}
     if DAVIS.is_dir():
         for clip in sorted(DAVIS.glob("*.gif")):
-            davis[clip.stem] = davis_case(clip, lrm, lim, diffusion, results.parent / f"mono_{clip.stem}.png")
+            davis[clip.stem] = davis_case(clip, lrm, lim, diffusion, fit, results.parent / f"mono_{clip.stem}.png")
             print(f"davis {clip.stem}: mask IoU {davis[clip.stem]['mask_iou']:.3f} ({davis[clip.stem]['matte']} matte)")
-    end_to_end = round(time_end_to_end(seeds[0], checkpoints), 1)
+    end_to_end = round(time_end_to_end(seeds[0], checkpoints, settings), 1)
     print(f"end to end, 32 frames at 256², final quality: {end_to_end} s")
-    report = {"config": config_name, "device": device_description(), "seeds": seeds, **summary,
+    report = {"config": config_name, "device": device_description(), "seeds": seeds, "fit_steps": fit.steps, **summary,
               "davis_mask_iou": {k: round(v["mask_iou"], 3) for k, v in davis.items()},
               "davis_mask_iou_mean": round(float(np.mean([v["mask_iou"] for v in davis.values()])), 3) if davis else None,
               "end_to_end_s_32_frames_256": end_to_end}
@@ -152,7 +160,7 @@ def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | No
     append_row(results, "Monocular clips (`bench mono`)",
                ["date", "device", "config", "seeds", "generated views PSNR / SSIM", "novel-view PSNR_FG (true views)",
                 "input-view PSNR / mask IoU", "DAVIS mask IoU (mean of 6)", "32 × 256² job, s"],
-               [today(), report["device"], config_name, f"{seeds[0]}–{seeds[-1]}",
+               [today(), report["device"], f"{config_name}, fit {fit.steps}", f"{seeds[0]}–{seeds[-1]}",
                 f"{summary['generated_view_psnr']} / {summary['generated_view_ssim']}",
                 f"{summary['novel_view_psnr_fg']} ({summary['novel_view_psnr_fg_true_views']})",
                 f"{summary['input_view_psnr']} / {summary['mask_iou']}",
