@@ -37,8 +37,8 @@ from backend.mesh.gaussians import SurfaceGaussians, write_ply
 from backend.mesh.gltf import write_morph_glb
 from backend.mesh.texture import bake
 from backend.mesh.track import (
+    SurfaceFollower,
     mesh_quality,
-    project_to_surface,
     reject_outliers,
     smooth_in_time,
     track_vertices,
@@ -156,10 +156,10 @@ class Progress:
             self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - started, 3)
 
 
-def surface_samples(lrm, planes: torch.Tensor, grid: int) -> np.ndarray:
-    """Points on the surface of one frame's triplane: the vertices of its isosurface."""
+def frame_surface(lrm, planes: torch.Tensor, grid: int):
+    """The isosurface of one frame's triplane (a trimesh); its vertices are the frame's surface samples."""
     density = density_grid(lambda p: lrm.decoder(planes, p).density, grid, lrm.config.bound)
-    return np.asarray(extract_mesh(density, lrm.config.bound, SURFACE_LEVEL, keep_fraction=0.0).vertices, dtype=np.float32)
+    return extract_mesh(density, lrm.config.bound, SURFACE_LEVEL, keep_fraction=0.0)
 
 
 def canonical_at(lrm_c, planes: torch.Tensor, points: np.ndarray) -> np.ndarray:
@@ -245,7 +245,8 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
                    keys: list[int], positions: np.ndarray, settings: Settings, out: Path, progress: Progress) -> np.ndarray:
     """Move the frame-0 vertices through every output position along the canonical chain, writing each
     frame as soon as it is final (centred smoothing needs its successor). Correspondences that disagree
-    with their mesh neighbours are replaced, and every frame is laid onto its reconstructed surface."""
+    with their mesh neighbours are replaced; then the previous frame's mesh is registered onto this
+    frame's reconstructed surface by non-rigid ICP, with those correspondences as landmarks."""
     lrm = models.lrm
     chain = CanonicalChain(lrm, models.lrm_c, models.lim_c)
     size = lrm.config.image_size
@@ -256,7 +257,9 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
     # copies of a vertex along UV seams must move together: work on the position-welded mesh
     _, first, inverse = np.unique(vertices0, axis=0, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
-    neighbours = vertex_neighbours(inverse[faces], len(first))
+    welded_faces = inverse[faces]
+    neighbours = vertex_neighbours(welded_faces, len(first))
+    follower = SurfaceFollower(vertices0[first], welded_faces)
     stray = OUTLIER_FRACTION * float(np.linalg.norm(np.ptp(vertices0, axis=0)))
     raw = np.zeros((count, len(vertices0), 3), dtype=np.float32)
     raw[0] = vertices0
@@ -281,10 +284,12 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
             # the field's own bias (it shrinks toward the object's centre) then cancels in the matching
             codes = canonical_at(models.lrm_c, segment.planes.pop(0), vertices0)
         for i, canonical_planes in zip(inside, segment.planes, strict=True):
-            samples = surface_samples(lrm, geometry.planes[i], settings.track_grid)
+            surface = frame_surface(lrm, geometry.planes[i], settings.track_grid)
+            samples = np.asarray(surface.vertices, dtype=np.float32)
             moved = track_vertices(codes, samples, canonical_at(models.lrm_c, canonical_planes, samples))
-            welded = reject_outliers(moved[first], vertices0[first], neighbours, stray)
-            raw[i] = project_to_surface(welded[inverse], samples)
+            guesses = reject_outliers(moved[first], vertices0[first], neighbours, stray)
+            # the previous frame's mesh slides onto this frame's surface, the canonical matches pulling on it
+            raw[i] = follower.step(surface, guesses)[inverse]
             if i >= 2:
                 emit(i - 1)
         maps = segment.next_maps

@@ -4,6 +4,9 @@ At each time we have surface samples: their positions at that time and their can
 coordinates (where they sit at frame 0). A vertex of the frame-0 mesh is moved to where the
 canonical field equals its own canonical coordinate: its nearest samples in canonical space,
 then a local affine fit canonical -> position over those neighbours (sub-sample accuracy).
+Those matches are as noisy as the learned canonical field, so they are not the answer themselves: the
+previous frame's mesh is registered onto this frame's surface by non-rigid ICP, the matches pulling on
+it as landmarks (``SurfaceFollower``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import trimesh
 from scipy.spatial import cKDTree
+from trimesh.registration import nricp_amberg
+
+from backend.mesh.extract import decimate
 
 NEIGHBOURS = 12
 
@@ -75,6 +82,58 @@ def project_to_surface(points: np.ndarray, samples: np.ndarray, neighbours: int 
     normal = vt[:, -1]
     offset = ((points - centre) * normal).sum(axis=1, keepdims=True)
     return points - offset * normal
+
+
+def register_to_surface(vertices: np.ndarray, faces: np.ndarray, surface: trimesh.Trimesh, guesses: np.ndarray | None = None,
+                        guess_weight: float = 0.1, iterations: int = 5, every: int = 7) -> np.ndarray:
+    """The mesh (vertices (N, 3), faces) deformed onto ``surface`` by non-rigid ICP (Amberg et al. 2007,
+    trimesh's ``nricp_amberg``): per-vertex affine maps, stiff first and looser after, so the mesh
+    follows the surface's motion as a whole instead of each vertex jumping to its nearest point.
+    ``guesses``: where the canonical correspondences put each vertex; every ``every``-th one pulls
+    as a landmark with ``guess_weight`` in the stiff stages (they are noisy, so the final stage is free).
+    """
+    source = trimesh.Trimesh(vertices, faces, process=False)
+    w = 0.0 if guesses is None else guess_weight
+    steps = [[0.01, 10 * w, 0.5, iterations], [0.02, 5 * w, 0.5, iterations], [0.03, 2.5 * w, 0.5, iterations],
+             [0.01, 0.0, 0.0, iterations]]  # (stiffness, landmark weight, normal weight, iterations): the library's schedule
+    landmarks = targets = None
+    if guesses is not None:
+        landmarks = np.arange(0, len(vertices), every)
+        targets = guesses[landmarks]
+    moved = nricp_amberg(source, surface, source_landmarks=landmarks, target_positions=targets, steps=steps,
+                         distance_threshold=0.3)
+    return np.asarray(moved, dtype=np.float32)
+
+
+class SurfaceFollower:
+    """Carries a mesh from frame to frame onto each frame's surface (``register_to_surface``).
+
+    The registration's cost grows with the mesh, so a mesh over ``max_vertices`` is registered through
+    a decimated proxy whose motion every vertex takes from its nearest proxy vertices (inverse-distance
+    weights fixed at the start), as an embedded deformation graph carries a mesh.
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, max_vertices: int = 1500, neighbours: int = 4) -> None:
+        self.vertices = np.asarray(vertices, dtype=np.float32)
+        if len(vertices) <= max_vertices:
+            self.proxy, self.proxy_faces = self.vertices.copy(), np.asarray(faces)
+            self.index, self.weights = np.arange(len(vertices))[:, None], np.ones((len(vertices), 1), np.float32)
+            self.landmark_of = np.arange(len(vertices))
+            return
+        coarse = decimate(trimesh.Trimesh(vertices, faces, process=False), 2 * max_vertices)
+        self.proxy, self.proxy_faces = np.asarray(coarse.vertices, np.float32), np.asarray(coarse.faces)
+        distance, self.index = cKDTree(self.proxy).query(self.vertices, k=neighbours)
+        weights = 1.0 / (distance + 1e-6)
+        self.weights = (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+        self.landmark_of = cKDTree(self.vertices).query(self.proxy)[1]  # each proxy vertex's nearest mesh vertex
+
+    def step(self, surface: trimesh.Trimesh, guesses: np.ndarray | None = None) -> np.ndarray:
+        """The mesh's vertices on ``surface``; ``guesses``: the canonical matches for every mesh vertex."""
+        moved = register_to_surface(self.proxy, self.proxy_faces, surface,
+                                    None if guesses is None else guesses[self.landmark_of])
+        self.vertices = self.vertices + (self.weights[..., None] * (moved - self.proxy)[self.index]).sum(axis=1)
+        self.proxy = moved
+        return self.vertices
 
 
 def smooth_in_time(frames: np.ndarray, strength: float = 0.25) -> np.ndarray:
