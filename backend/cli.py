@@ -114,7 +114,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     from backend.reconstruct import Settings, run
 
     settings = Settings.for_quality(args.quality, stride=args.stride, target_faces=args.faces, texture_size=args.texture,
-                                    retime=args.retime)
+                                    retime=args.retime, fit_steps=args.fit_steps)
     videos = [Path(v) for v in args.views] if args.views else None
     return run(Path(args.clip) if args.clip else None, Path(args.out), Path(args.checkpoints), settings,
                videos, Path(args.cameras) if args.cameras else None, args.frame_start, args.frame_end,
@@ -207,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--mask", default=None, help="monocular: a mask clip (white = object) instead of the automatic matte")
     rec.add_argument("--elevation", type=float, default=None, help="monocular: camera height over the object, degrees")
     rec.add_argument("--seed", type=int, default=0, help="monocular: seed of the generated views")
+    rec.add_argument("--fit-steps", type=int, default=None,
+                     help="monocular: steps fitting each keyframe to the footage (preset's by default; 0: off)")
     rec.add_argument("--out", required=True)
     rec.add_argument("--checkpoints", default="backend/checkpoints")
     rec.add_argument("--stride", type=int, default=4, help="keyframe every N frames")

@@ -167,6 +167,7 @@ def test_a_monocular_job_runs_end_to_end_on_a_world_clip(tmp_path: Path, single_
             assert in_camera[2] < -1.0  # in front of a Blender camera: along its -Z
             manifest = client.get(f"{server.url}/jobs/{job}/files/manifest.json", headers=server.headers).json()
             assert manifest["monocular"]["placed_by_camera"] and manifest["monocular"]["keyframes_generated"] == 4
+            assert manifest["monocular"]["fit_steps"] == 10 and manifest["timings_s"]["fit"] > 0  # the preview preset's
             views = client.get(f"{server.url}/jobs/{job}/files/views.png", headers=server.headers)
             from PIL import Image
 
@@ -196,3 +197,14 @@ def test_a_monocular_job_runs_end_to_end_on_a_world_clip(tmp_path: Path, single_
             assert uploaded.status_code == 201, uploaded.text
     finally:
         server.stop()
+
+
+def test_the_footage_fit_can_be_turned_off_from_the_cli(tmp_path: Path, single_view: Path) -> None:
+    """`reconstruct CLIP --fit-steps 0`: the monocular job skips the fit and says so in its manifest."""
+    job = tmp_path / "job"
+    done = run_backend("reconstruct", str(single_view), "--out", str(job), "--quality", "preview", "--stride", "2",
+                       "--fit-steps", "0", timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    manifest = json.loads((job / "manifest.json").read_text())
+    assert manifest["monocular"]["fit_steps"] == 0 and manifest["timings_s"]["fit"] < 0.5
+    assert len(list((job / "frames").glob("frame_*.npy"))) == 6
