@@ -85,7 +85,7 @@ def project_to_surface(points: np.ndarray, samples: np.ndarray, neighbours: int 
 
 
 def register_to_surface(vertices: np.ndarray, faces: np.ndarray, surface: trimesh.Trimesh, guesses: np.ndarray | None = None,
-                        guess_weight: float = 0.1, iterations: int = 5, every: int = 7) -> np.ndarray:
+                        guess_weight: float = 0.1, iterations: int = 3, every: int = 7) -> np.ndarray:
     """The mesh (vertices (N, 3), faces) deformed onto ``surface`` by non-rigid ICP (Amberg et al. 2007,
     trimesh's ``nricp_amberg``): per-vertex affine maps, stiff first and looser after, so the mesh
     follows the surface's motion as a whole instead of each vertex jumping to its nearest point.
@@ -113,7 +113,7 @@ class SurfaceFollower:
     weights fixed at the start), as an embedded deformation graph carries a mesh.
     """
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, max_vertices: int = 1500, neighbours: int = 4) -> None:
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, max_vertices: int = 1000, neighbours: int = 4) -> None:
         self.vertices = np.asarray(vertices, dtype=np.float32)
         if len(vertices) <= max_vertices:
             self.proxy, self.proxy_faces = self.vertices.copy(), np.asarray(faces)
