@@ -104,9 +104,10 @@ def test_registration_follows_a_ground_truth_motion_better_than_projection() -> 
     def error(points: np.ndarray) -> float:
         return float(np.linalg.norm(points - truth, axis=1).mean() / diagonal)
 
-    registered = register_to_surface(np.asarray(before.vertices), obj.faces, after)
-    projected = project_to_surface(np.asarray(before.vertices), np.asarray(after.sample(20_000, seed=0)))
-    assert error(registered) < 0.7 * error(before.vertices) and error(registered) < 0.85 * error(projected), (
+    surface = after.subdivide_loop(iterations=1)  # the same surface, smoothed and tessellated anew: no shared vertices
+    registered = register_to_surface(np.asarray(before.vertices), obj.faces, surface)
+    projected = project_to_surface(np.asarray(before.vertices), np.asarray(surface.sample(20_000, seed=0)))
+    assert error(registered) < 0.8 * error(before.vertices) and error(registered) < 0.95 * error(projected), (
         error(registered), error(before.vertices), error(projected))
     assert max(mesh_quality(np.stack([before.vertices, registered]), obj.faces).flipped_pct) < 1.0
 
@@ -120,6 +121,6 @@ def test_a_large_mesh_follows_through_its_proxy() -> None:
     after = trimesh.Trimesh(obj.vertices_at(0.3 + 3 / 31), obj.faces, process=False)
     follower = SurfaceFollower(np.asarray(before.vertices), obj.faces, max_vertices=400)
     assert len(follower.proxy) < 0.5 * len(before.vertices)
-    moved = follower.step(after)
+    moved = follower.step(after.subdivide_loop(iterations=1))
     still = np.linalg.norm(before.vertices - after.vertices, axis=1).mean()
     assert np.linalg.norm(moved - after.vertices, axis=1).mean() < 0.8 * still

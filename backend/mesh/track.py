@@ -101,7 +101,7 @@ def register_to_surface(vertices: np.ndarray, faces: np.ndarray, surface: trimes
         landmarks = np.arange(0, len(vertices), every)
         targets = guesses[landmarks]
     moved = nricp_amberg(source, surface, source_landmarks=landmarks, target_positions=targets, steps=steps,
-                         distance_threshold=0.3)
+                         distance_threshold=0.3, use_faces=False)
     return np.asarray(moved, dtype=np.float32)
 
 
