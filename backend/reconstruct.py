@@ -219,7 +219,8 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
                                "world_transform": world.tolist()})
 
     with progress.stage("tracking"):
-        tracked = track_sequence(clip, models, geometry, vertices0, faces, keys, positions, settings, out, progress)
+        tracked, kept_still = track_sequence(clip, models, geometry, vertices0, faces, keys, positions, settings, out,
+                                             progress)
 
     if settings.gaussians:
         with progress.stage("gaussians"):
@@ -234,7 +235,8 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
             "positions": positions.tolist(), "times": [float(t) for t in geometry.times], "keyframes": keys,
             "units": "scene units of the input cameras", "world_transform": world.tolist(),
             "vertices": len(vertices0), "faces": len(faces), "uv_method": atlas.method,
-            "quality": {"flipped_pct": quality.flipped_pct, "stretched_pct": quality.stretched_pct},
+            "quality": {"flipped_pct": quality.flipped_pct, "stretched_pct": quality.stretched_pct,
+                        "frames_kept_still": kept_still},
             "timings_s": progress.timings, **(extra or {}),
         }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -242,11 +244,13 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
 
 
 def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, vertices0: np.ndarray, faces: np.ndarray,
-                   keys: list[int], positions: np.ndarray, settings: Settings, out: Path, progress: Progress) -> np.ndarray:
+                   keys: list[int], positions: np.ndarray, settings: Settings, out: Path,
+                   progress: Progress) -> tuple[np.ndarray, int]:
     """Move the frame-0 vertices through every output position along the canonical chain, writing each
     frame as soon as it is final (centred smoothing needs its successor). Correspondences that disagree
     with their mesh neighbours are replaced; then the previous frame's mesh is registered onto this
-    frame's reconstructed surface by non-rigid ICP, with those correspondences as landmarks."""
+    frame's reconstructed surface by non-rigid ICP, with those correspondences as landmarks.
+    Returns the frames and how many of them no registration could place (they repeat the previous one)."""
     lrm = models.lrm
     chain = CanonicalChain(lrm, models.lrm_c, models.lim_c)
     size = lrm.config.image_size
@@ -294,7 +298,7 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
                 emit(i - 1)
         maps = segment.next_maps
     emit(count - 1)
-    return tracked
+    return tracked, follower.failures
 
 
 def write_gaussians(out: Path, tracked: np.ndarray, faces: np.ndarray, uvs: np.ndarray, texture: np.ndarray,

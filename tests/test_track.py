@@ -124,3 +124,27 @@ def test_a_large_mesh_follows_through_its_proxy() -> None:
     moved = follower.step(after.subdivide_loop(iterations=1))
     still = np.linalg.norm(before.vertices - after.vertices, axis=1).mean()
     assert np.linalg.norm(moved - after.vertices, axis=1).mean() < 0.8 * still
+
+
+def test_a_bad_frame_never_stops_the_follower() -> None:
+    """A frame whose surface is a few points, and a mesh whose vertices collapsed onto each other (what a
+    bad frame leaves): the registration reports no solution rather than raising, the follower keeps the
+    mesh for that frame, then recovers from the frame-0 shape onto the next good surface."""
+    from backend.mesh.track import SurfaceFollower, register_to_surface
+
+    obj = make_object(1000003)
+    before = np.asarray(obj.vertices_at(0.3), dtype=np.float32)
+    after = trimesh.Trimesh(obj.vertices_at(0.3 + 3 / 31), obj.faces, process=False)
+    collapsed = before.copy()
+    collapsed[obj.faces[:20].ravel()] = collapsed[obj.faces[0, 0]]  # zero-length edges: the stiffness is 1/length
+    assert register_to_surface(collapsed, obj.faces, after.subdivide_loop(iterations=1)) is None
+    follower = SurfaceFollower(before, obj.faces)
+    follower.proxy = collapsed.copy()  # as if the last frames had collapsed it
+    follower.vertices = collapsed.copy()
+    moved = follower.step(after.subdivide_loop(iterations=1))
+    assert follower.failures == 0 and np.isfinite(moved).all()
+    still = np.linalg.norm(before - after.vertices, axis=1).mean()
+    assert np.linalg.norm(moved - after.vertices, axis=1).mean() < 0.8 * still
+    speck = trimesh.Trimesh([[0, 0, 0], [1e-3, 0, 0], [0, 1e-3, 0]], [[0, 1, 2]], process=False)
+    kept = follower.step(speck)
+    assert follower.failures == 1 and np.array_equal(kept, moved)

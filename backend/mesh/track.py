@@ -85,12 +85,14 @@ def project_to_surface(points: np.ndarray, samples: np.ndarray, neighbours: int 
 
 
 def register_to_surface(vertices: np.ndarray, faces: np.ndarray, surface: trimesh.Trimesh, guesses: np.ndarray | None = None,
-                        guess_weight: float = 0.1, iterations: int = 3, every: int = 7) -> np.ndarray:
+                        guess_weight: float = 0.1, iterations: int = 3, every: int = 7) -> np.ndarray | None:
     """The mesh (vertices (N, 3), faces) deformed onto ``surface`` by non-rigid ICP (Amberg et al. 2007,
     trimesh's ``nricp_amberg``): per-vertex affine maps, stiff first and looser after, so the mesh
     follows the surface's motion as a whole instead of each vertex jumping to its nearest point.
     ``guesses``: where the canonical correspondences put each vertex; every ``every``-th one pulls
     as a landmark with ``guess_weight`` in the stiff stages (they are noisy, so the final stage is free).
+    None when the problem has no solution: edges of zero length (their stiffness weight is 1/length), or
+    a part of the mesh with no landmark and no surface point within reach even at any distance.
     """
     source = trimesh.Trimesh(vertices, faces, process=False)
     w = 0.0 if guesses is None else guess_weight
@@ -100,9 +102,20 @@ def register_to_surface(vertices: np.ndarray, faces: np.ndarray, surface: trimes
     if guesses is not None:
         landmarks = np.arange(0, len(vertices), every)
         targets = guesses[landmarks]
-    moved = nricp_amberg(source, surface, source_landmarks=landmarks, target_positions=targets, steps=steps,
-                         distance_threshold=0.3, use_faces=False)
-    return np.asarray(moved, dtype=np.float32)
+    if len(surface.vertices) < 4 or np.min(source.edges_unique_length, initial=1.0) <= 1e-9:
+        return None
+    # a part of the mesh with no surface point within reach and no landmark leaves the system singular
+    # (a frame whose reconstruction shrank): then every vertex gets a data term
+    for threshold in (0.3, np.inf):
+        try:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                moved = nricp_amberg(source, surface, source_landmarks=landmarks, target_positions=targets,
+                                     steps=steps, distance_threshold=threshold, use_faces=False)
+        except (RuntimeError, ValueError, np.linalg.LinAlgError):
+            continue
+        if np.isfinite(moved).all():
+            return np.asarray(moved, dtype=np.float32)
+    return None
 
 
 class SurfaceFollower:
@@ -115,10 +128,13 @@ class SurfaceFollower:
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, max_vertices: int = 1000, neighbours: int = 4) -> None:
         self.vertices = np.asarray(vertices, dtype=np.float32)
+        self.failures = 0  # frames on which no registration succeeded (the mesh kept its place)
+        self.rest_vertices = self.vertices.copy()
         if len(vertices) <= max_vertices:
             self.proxy, self.proxy_faces = self.vertices.copy(), np.asarray(faces)
             self.index, self.weights = np.arange(len(vertices))[:, None], np.ones((len(vertices), 1), np.float32)
             self.landmark_of = np.arange(len(vertices))
+            self.rest_proxy = self.proxy.copy()
             return
         coarse = decimate(trimesh.Trimesh(vertices, faces, process=False), 2 * max_vertices)
         self.proxy, self.proxy_faces = np.asarray(coarse.vertices, np.float32), np.asarray(coarse.faces)
@@ -126,13 +142,24 @@ class SurfaceFollower:
         weights = 1.0 / (distance + 1e-6)
         self.weights = (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
         self.landmark_of = cKDTree(self.vertices).query(self.proxy)[1]  # each proxy vertex's nearest mesh vertex
+        self.rest_proxy = self.proxy.copy()
 
     def step(self, surface: trimesh.Trimesh, guesses: np.ndarray | None = None) -> np.ndarray:
-        """The mesh's vertices on ``surface``; ``guesses``: the canonical matches for every mesh vertex."""
-        moved = register_to_surface(self.proxy, self.proxy_faces, surface,
-                                    None if guesses is None else guesses[self.landmark_of])
-        self.vertices = self.vertices + (self.weights[..., None] * (moved - self.proxy)[self.index]).sum(axis=1)
-        self.proxy = moved
+        """The mesh's vertices on ``surface``; ``guesses``: the canonical matches for every mesh vertex.
+
+        If the previous frame's mesh cannot be registered (a bad frame left parts of it collapsed), the
+        frame-0 shape is registered instead, so one bad frame never spoils the rest; if that fails too,
+        the mesh keeps its place for this frame.
+        """
+        landmarks = None if guesses is None else guesses[self.landmark_of]
+        for start in (self.proxy, self.rest_proxy):
+            moved = register_to_surface(start, self.proxy_faces, surface, landmarks)
+            if moved is not None:
+                rest = self.vertices if start is self.proxy else self.rest_vertices
+                self.vertices = rest + (self.weights[..., None] * (moved - start)[self.index]).sum(axis=1)
+                self.proxy = moved
+                return self.vertices
+        self.failures += 1
         return self.vertices
 
 
