@@ -82,6 +82,26 @@ def test_plane_lift_starts_silent_and_blends_between_keyframes(tmp_path: Path) -
     assert LRM.lifted_between(without(views[:1], projections[:1]), None, torch.tensor([0.5])) is None
 
 
+def test_a_canonical_model_starts_at_the_identity_and_old_checkpoints_keep_their_head(tmp_path: Path) -> None:
+    """A canonical LRM warm-started from the plain LRM maps every point to itself (no motion) until it
+    learns otherwise; a checkpoint saved before the offset head existed decodes coordinates outright."""
+    torch.manual_seed(0)
+    save_checkpoint(LRM(SMALL), tmp_path / "lrm", "lrm")
+    canonical = LRM(SMALL.with_canonical())
+    assert canonical.config.canonical_offset
+    assert warm_start(canonical, tmp_path / "lrm", "lrm") == ["decoder.canonical.weight", "decoder.canonical.bias"]
+    views = torch.rand(1, 3, canonical.config.input_channels, SMALL.image_size, SMALL.image_size)
+    planes = canonical(views, _projections(1)).planes
+    points = torch.rand(1, 50, 3) * 1.6 - 0.8
+    torch.testing.assert_close(canonical.decoder(planes, points).canonical, points)
+    old = LRM(replace(SMALL, canonical=True))  # as lrm_canonical was saved in session 2
+    save_checkpoint(old, tmp_path / "old", "lrm")
+    loaded = load_checkpoint(tmp_path / "old", "lrm")
+    assert not loaded.config.canonical_offset
+    raw = loaded.decoder(planes, points).canonical
+    assert (raw - points).abs().mean() > 0.1 and raw.abs().max() <= loaded.config.bound
+
+
 def test_colour_prior_carries_the_colour_the_views_agree_on() -> None:
     torch.manual_seed(0)
     lrm = LRM(SMALL)

@@ -39,6 +39,10 @@ class ModelConfig:
     # 3 more plane channels holding the colour the views agree on, which the decoder's RGB starts from
     # (needs plane_lift; models/triplane.py)
     colour_prior: bool = False
+    # the canonical head predicts an offset from the point itself (canonical = x + offset) instead of the
+    # coordinate outright: identity (no motion) is then the head's zero, where it starts; False in
+    # checkpoints saved before it existed
+    canonical_offset: bool = False
 
     def __post_init__(self) -> None:
         if self.colour_prior and not self.plane_lift:
@@ -61,7 +65,7 @@ class ModelConfig:
         return config_from_dict(ModelConfig, data)
 
     def with_canonical(self) -> ModelConfig:
-        return replace(self, canonical=True)
+        return replace(self, canonical=True, canonical_offset=True)
 
 
 PRESETS: dict[str, ModelConfig] = {

@@ -48,6 +48,9 @@ class TriplaneDecoder(nn.Module):
         self.density = nn.Linear(width, 1)
         self.rgb = nn.Linear(width, 3)
         self.canonical = nn.Linear(width, 3) if config.canonical else None
+        if self.canonical is not None and config.canonical_offset:
+            nn.init.zeros_(self.canonical.weight)  # start at the identity: every point where it was at frame 0
+            nn.init.zeros_(self.canonical.bias)
         # how much the RGB leans on the colour prior; scaled so that Adam's ~lr steps move it quickly
         self.prior_gate = nn.Parameter(torch.tensor(PRIOR_GATE_START / PRIOR_GATE_SCALE)) if config.colour_prior else None
 
@@ -62,5 +65,9 @@ class TriplaneDecoder(nn.Module):
             prior = (features[..., self.config.plane_channels:] / 3).clamp(0.02, 0.98)  # the 3 planes' mean
             logits = logits + PRIOR_GATE_SCALE * self.prior_gate * torch.logit(prior)
         rgb = torch.sigmoid(logits)
-        canonical = None if self.canonical is None else self.config.bound * torch.tanh(self.canonical(h))
+        canonical = None
+        if self.canonical is not None:
+            canonical = self.config.bound * torch.tanh(self.canonical(h))
+            if self.config.canonical_offset:
+                canonical = points + canonical
         return FieldSample(density, rgb, canonical)
