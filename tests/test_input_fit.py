@@ -39,14 +39,25 @@ def case() -> dict:
             "frames": frames, "mattes": truth.mask[0].astype(np.float32)}
 
 
-def fit(case: dict, steps: int, seed: int = 0):
+def fit(case: dict, steps: int, seed: int = 0, between_share: float = 0.0):
     return fit_to_footage(case["lrm"], case["geometry"], np.arange(FRAMES, dtype=np.float64), case["camera"],
-                          case["frames"], case["mattes"], case["anchors"], FitSettings(steps=steps, rays=512, seed=seed))
+                          case["frames"], case["mattes"], case["anchors"],
+                          FitSettings(steps=steps, rays=512, seed=seed, between_share=between_share))
+
+
+def _input_iou(case: dict, planes: torch.Tensor, frame: int) -> float:
+    with torch.no_grad():
+        alpha = render_triplane(case["lrm"], planes, [case["camera"]])["alpha"][0].numpy()
+    return iou(alpha > 0.5, case["mattes"][frame] > 0.5)
 
 
 @torch.no_grad()
 def test_fitting_takes_the_footage_outline_and_keeps_the_side_views(case: dict) -> None:
-    fitted = fit(case, steps=12)
+    fitted = fit(case, steps=12, between_share=1)
+    # the in-between frame, fitted from the blend of its keyframes' corrections, takes its own outline too
+    # (measured: IoU 0.80 unfitted, 0.82 blended, 0.90 fitted)
+    blended = fit(case, steps=12).planes[1]
+    assert _input_iou(case, fitted.planes[1], 1) > _input_iou(case, blended, 1) + 0.03
     lrm, camera = case["lrm"], case["camera"]
     before = render_triplane(lrm, case["geometry"].planes[0], [camera, *case["anchors"]])
     after = render_triplane(lrm, fitted.planes[0], [camera, *case["anchors"]])
@@ -71,6 +82,10 @@ def test_in_betweens_take_the_blend_of_their_keyframes_corrections_and_the_fit_r
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert not torch.equal(fit(case, steps=3, seed=1).planes[0], fitted.planes[0])
     assert fit(case, steps=0) is case["geometry"]
+    # with its own steps, the in-between starts from that blend and fits its own footage frame
+    refined = fit(case, steps=3, between_share=4)
+    torch.testing.assert_close(refined.planes[0], fitted.planes[0], rtol=0, atol=0)  # keyframes: the same fit
+    assert not torch.allclose(refined.planes[1], fitted.planes[1])
     with pytest.raises(ValueError, match="keyframe"):
         fit_to_footage(case["lrm"], case["geometry"], np.array([0.0, 1.0, 1.5]), case["camera"], case["frames"],
                        case["mattes"], case["anchors"], FitSettings(steps=1))
