@@ -36,8 +36,10 @@ class FitSettings:
     anchor_weight: float = 1.0  # the generated views' cameras against the input camera's 1
     seed: int = 0
     # in-between frames start from the blend of their keyframes' corrections and take this share of the
-    # steps on their own footage frame (world seeds: input-view IoU 0.795 -> 0.818, novel-view PSNR_FG +0.16 dB)
-    between_share: float = 1 / 3
+    # steps on their own footage frame. A third gains on world seeds (input-view IoU 0.795 -> 0.818,
+    # novel-view PSNR_FG +0.16 dB) but a 32-frame 256² job then takes 244 s against its 180 s target (171 s
+    # without; each in-between call also renders its anchors), so it is off until that cost comes down
+    between_share: float = 0.0
 
     @property
     def between_steps(self) -> int:
