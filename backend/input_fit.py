@@ -16,7 +16,7 @@ the footage has that frame they take a few steps on it too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -47,10 +47,10 @@ class FitSettings:
 
 
 def fit_planes(lrm, planes: torch.Tensor, camera: Camera, rgb: np.ndarray, matte: np.ndarray, anchors: list[Camera],
-               settings: FitSettings, start: torch.Tensor | None = None, steps: int | None = None) -> torch.Tensor:
+               settings: FitSettings, start: torch.Tensor | None = None) -> torch.Tensor:
     """The correction (1, 3, C, R, R) that fits ``planes`` to ``rgb`` (H, W, 3) in [0, 1] over white and
     ``matte`` (H, W) in [0, 1] seen by ``camera``, keeping the renders from ``anchors`` as they were.
-    ``start``: the correction to begin from (zero by default); ``steps`` overrides the settings'."""
+    ``start``: the correction to begin from (zero by default)."""
     config = lrm.config
     device = next(lrm.parameters()).device
     planes = planes.to(device)
@@ -72,7 +72,7 @@ def fit_planes(lrm, planes: torch.Tensor, camera: Camera, rgb: np.ndarray, matte
         p.requires_grad_(False)
     try:
         with torch.enable_grad():  # callers may run under no_grad
-            for _ in range(settings.steps if steps is None else steps):
+            for _ in range(settings.steps):
                 picks = torch.randint(0, origins.shape[1], (len(cameras), settings.rays), generator=generator).to(device)
                 rows = torch.arange(len(cameras), device=device)[:, None]
                 with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -124,7 +124,7 @@ def fit_to_footage(lrm, geometry: Reconstruction, positions: np.ndarray, camera:
         if settings.between_steps > 0 and float(position).is_integer():  # its own footage frame exists
             f = int(position)
             blended = fit_planes(lrm, planes, camera, _downsized(frames[f], size), _downsized(mattes[f], size), anchors,
-                                 settings, start=blended, steps=settings.between_steps)
+                                 replace(settings, steps=settings.between_steps), start=blended)
         fitted.append(planes + blended)
     return Reconstruction(fitted, keys, geometry.times)
 

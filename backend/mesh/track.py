@@ -134,15 +134,17 @@ class SurfaceFollower:
             self.proxy, self.proxy_faces = self.vertices.copy(), np.asarray(faces)
             self.index, self.weights = np.arange(len(vertices))[:, None], np.ones((len(vertices), 1), np.float32)
             self.landmark_of = np.arange(len(vertices))
-            self.rest_proxy = self.proxy.copy()
-            return
+        else:
+            self._decimate_proxy(vertices, faces, max_vertices, neighbours)
+        self.rest_proxy = self.proxy.copy()
+
+    def _decimate_proxy(self, vertices: np.ndarray, faces: np.ndarray, max_vertices: int, neighbours: int) -> None:
         coarse = decimate(trimesh.Trimesh(vertices, faces, process=False), 2 * max_vertices)
         self.proxy, self.proxy_faces = np.asarray(coarse.vertices, np.float32), np.asarray(coarse.faces)
         distance, self.index = cKDTree(self.proxy).query(self.vertices, k=neighbours)
         weights = 1.0 / (distance + 1e-6)
         self.weights = (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
         self.landmark_of = cKDTree(self.vertices).query(self.proxy)[1]  # each proxy vertex's nearest mesh vertex
-        self.rest_proxy = self.proxy.copy()
 
     def step(self, surface: trimesh.Trimesh, guesses: np.ndarray | None = None) -> np.ndarray:
         """The mesh's vertices on ``surface``; ``guesses``: the canonical matches for every mesh vertex.
