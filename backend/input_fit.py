@@ -40,6 +40,7 @@ class FitSettings:
     # novel-view PSNR_FG +0.16 dB) but a 32-frame 256² job then takes 244 s against its 180 s target (171 s
     # without; each in-between call also renders its anchors), so it is off until that cost comes down
     between_share: float = 0.0
+    between_anchored: bool = True  # in-betweens keep their own side renders too (one full render of each anchor per frame)
 
     @property
     def between_steps(self) -> int:
@@ -54,14 +55,15 @@ def fit_planes(lrm, planes: torch.Tensor, camera: Camera, rgb: np.ndarray, matte
     config = lrm.config
     device = next(lrm.parameters()).device
     planes = planes.to(device)
-    with torch.no_grad():
-        kept = {k: v.to(device) for k, v in render_triplane(lrm, planes, anchors).items()}
+    target_rgb = torch.as_tensor(rgb, dtype=torch.float32, device=device).reshape(1, -1, 3)
+    target_alpha = torch.as_tensor(matte, dtype=torch.float32, device=device).reshape(1, -1)
+    if anchors:
+        with torch.no_grad():
+            kept = {k: v.to(device) for k, v in render_triplane(lrm, planes, anchors).items()}
+        target_rgb = torch.cat([target_rgb, kept["rgb"].reshape(len(anchors), -1, 3)])
+        target_alpha = torch.cat([target_alpha, kept["alpha"].reshape(len(anchors), -1)])
     cameras = [camera, *anchors]
     origins, dirs, _ = camera_rays(cameras, device)
-    target_rgb = torch.cat([torch.as_tensor(rgb, dtype=torch.float32, device=device).reshape(1, -1, 3),
-                            kept["rgb"].reshape(len(anchors), -1, 3)])
-    target_alpha = torch.cat([torch.as_tensor(matte, dtype=torch.float32, device=device).reshape(1, -1),
-                              kept["alpha"].reshape(len(anchors), -1)])
     weights = torch.tensor([1.0] + [settings.anchor_weight] * len(anchors), device=device)
     correction = (torch.zeros_like(planes) if start is None else start.to(device).clone()).requires_grad_(True)
     optimiser = torch.optim.Adam([correction], lr=settings.lr)
@@ -123,7 +125,8 @@ def fit_to_footage(lrm, geometry: Reconstruction, positions: np.ndarray, camera:
         blended = (1 - a) * corrections[k] + a * corrections[nxt]
         if settings.between_steps > 0 and float(position).is_integer():  # its own footage frame exists
             f = int(position)
-            blended = fit_planes(lrm, planes, camera, _downsized(frames[f], size), _downsized(mattes[f], size), anchors,
+            blended = fit_planes(lrm, planes, camera, _downsized(frames[f], size), _downsized(mattes[f], size),
+                                 anchors if settings.between_anchored else [],
                                  replace(settings, steps=settings.between_steps), start=blended)
         fitted.append(planes + blended)
     return Reconstruction(fitted, keys, geometry.times)

@@ -78,7 +78,7 @@ def monocular_clip(framed: np.ndarray, generator, stride: int, fps: float, eleva
     views = np.concatenate([framed[None], generated[held].transpose(1, 0, 2, 3, 4)], axis=0)
     camera = virtual_camera(side, elevation_deg) if camera is None else camera.resized(side, side)
     cameras = [camera, *generator.cameras(camera)]
-    clip = ClipFolder(views, cameras, np.linspace(0, 1, count), fps)
+    clip = ClipFolder(views, cameras, np.linspace(0, 1, count), fps, generated_views=tuple(range(1, len(cameras))))
     return MonocularClip(clip, keys)
 
 

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import trimesh
 from PIL import Image
+from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from backend.io.cameras import Camera
@@ -33,6 +35,7 @@ from backend.io.clip_folder import ClipFolder
 from backend.io.clip_source import cameras_from_file, load_clip
 from backend.io.video import write_mp4
 from backend.mesh.extract import decimate, density_grid, extract_mesh
+from backend.mesh.flow_canonical import FlowCanonical
 from backend.mesh.gaussians import SurfaceGaussians, write_ply
 from backend.mesh.gltf import write_morph_glb
 from backend.mesh.texture import bake
@@ -53,6 +56,7 @@ from backend.render.volume import render_triplane
 
 SURFACE_LEVEL = 5.0  # density of the extracted isosurface (opacity ~1 - exp(-5 * voxel))
 GRID = 96
+OBSERVED_FRACTION = 0.03  # a vertex with a footage sample this close in canonical space (of the mesh's size) was seen
 OUTLIER_FRACTION = 0.05  # a vertex whose motion differs from its ring's by this much of the mesh's size is an outlier
 
 
@@ -69,6 +73,8 @@ class Settings:
     retime: float = 1.0  # output frames per input frame (> 1: in-betweens from LIM's continuous time)
     times: list[float] | None = None  # or exactly these frame positions
     fit_steps: int = 30  # monocular: Adam steps fitting each keyframe to the footage (backend.input_fit); 0: off
+    flow_tracking: bool = True  # where footage sees the surface, optical flow (not the learned field) gives its canonical coordinates
+    landmark_weight: float = 0.1  # how hard the canonical matches pull on the tracked mesh (backend.mesh.track)
 
     @staticmethod
     def for_quality(quality: str, **overrides: object) -> Settings:
@@ -263,7 +269,9 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
     inverse = inverse.reshape(-1)
     welded_faces = inverse[faces]
     neighbours = vertex_neighbours(welded_faces, len(first))
-    follower = SurfaceFollower(vertices0[first], welded_faces)
+    follower = SurfaceFollower(vertices0[first], welded_faces, guess_weight=settings.landmark_weight)
+    flow = FlowCanonical(clip.frames, clip.cameras, clip.footage_views, vertices0[first], welded_faces) \
+        if settings.flow_tracking and clip.footage_views else None
     stray = OUTLIER_FRACTION * float(np.linalg.norm(np.ptp(vertices0, axis=0)))
     raw = np.zeros((count, len(vertices0), 3), dtype=np.float32)
     raw[0] = vertices0
@@ -290,8 +298,11 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
         for i, canonical_planes in zip(inside, segment.planes, strict=True):
             surface = frame_surface(lrm, geometry.planes[i], settings.track_grid)
             samples = np.asarray(surface.vertices, dtype=np.float32)
-            moved = track_vertices(codes, samples, canonical_at(models.lrm_c, canonical_planes, samples))
-            guesses = reject_outliers(moved[first], vertices0[first], neighbours, stray)
+            moved = track_vertices(codes, samples, canonical_at(models.lrm_c, canonical_planes, samples))[first]
+            if flow is not None:
+                flow.advance_to(int(np.rint(positions[i])))
+                moved = footage_matches(flow, surface, vertices0[first], moved)
+            guesses = reject_outliers(moved, vertices0[first], neighbours, stray)
             # the previous frame's mesh slides onto this frame's surface, the canonical matches pulling on it
             raw[i] = follower.step(surface, guesses)[inverse]
             if i >= 2:
@@ -299,6 +310,19 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
         maps = segment.next_maps
     emit(count - 1)
     return tracked, follower.failures
+
+
+def footage_matches(flow: FlowCanonical, surface: trimesh.Trimesh, rest: np.ndarray, learned: np.ndarray) -> np.ndarray:
+    """Each vertex's position from the flow-carried canonical maps where the footage saw its canonical
+    neighbourhood at this frame, from the learned field (``learned``) elsewhere."""
+    positions, canonical = flow.samples(surface)
+    if len(positions) < 4:
+        return learned
+    reach = OBSERVED_FRACTION * float(np.linalg.norm(np.ptp(rest, axis=0)))
+    seen = cKDTree(canonical).query(rest, distance_upper_bound=reach)[0] < reach
+    out = learned.copy()
+    out[seen] = track_vertices(rest[seen], positions, canonical)
+    return out
 
 
 def write_gaussians(out: Path, tracked: np.ndarray, faces: np.ndarray, uvs: np.ndarray, texture: np.ndarray,

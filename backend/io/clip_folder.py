@@ -37,6 +37,11 @@ class ClipFolder:
     cameras: list[Camera]
     times: np.ndarray
     fps: float
+    generated_views: tuple[int, ...] = ()  # views a model made up (monocular jobs), not footage of the motion
+
+    @property
+    def footage_views(self) -> list[int]:
+        return [v for v in range(len(self.cameras)) if v not in self.generated_views]
 
 
 def contact_sheet(frames: np.ndarray, max_columns: int = 8) -> np.ndarray:

@@ -53,7 +53,7 @@ def load_clip(clip: Path | None = None, views: list[Path] | None = None, cameras
         if frame_start >= stop:
             raise ValueError(f"{clip}: frame range [{frame_start}, {frame_end}) is empty (the clip has {whole.frames.shape[1]})")
         times = whole.times[frame_start:stop]
-        return ClipFolder(whole.frames[:, frame_start:stop], whole.cameras, times, whole.fps)
+        return ClipFolder(whole.frames[:, frame_start:stop], whole.cameras, times, whole.fps, whole.generated_views)
     if not views:
         raise ValueError("give a clip folder, or videos with their cameras")
     if cameras is None or len(cameras) != len(views):

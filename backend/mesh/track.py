@@ -89,7 +89,7 @@ def register_to_surface(vertices: np.ndarray, faces: np.ndarray, surface: trimes
     """The mesh (vertices (N, 3), faces) deformed onto ``surface`` by non-rigid ICP (Amberg et al. 2007,
     trimesh's ``nricp_amberg``): per-vertex affine maps, stiff first and looser after, so the mesh
     follows the surface's motion as a whole instead of each vertex jumping to its nearest point.
-    ``guesses``: where the canonical correspondences put each vertex; every ``every``-th one pulls
+    ``guesses``: where the canonical correspondences put each vertex (NaN: nowhere); every ``every``-th one pulls
     as a landmark with ``guess_weight`` in the stiff stages (they are noisy, so the final stage is free).
     None when the problem has no solution: edges of zero length (their stiffness weight is 1/length), or
     a part of the mesh with no landmark and no surface point within reach even at any distance.
@@ -101,7 +101,10 @@ def register_to_surface(vertices: np.ndarray, faces: np.ndarray, surface: trimes
     landmarks = targets = None
     if guesses is not None:
         landmarks = np.arange(0, len(vertices), every)
+        landmarks = landmarks[np.isfinite(guesses[landmarks]).all(axis=1)]  # NaN: no guess for that vertex
         targets = guesses[landmarks]
+        if len(landmarks) == 0:
+            landmarks = targets = None
     if len(surface.vertices) < 4 or np.min(source.edges_unique_length, initial=1.0) <= 1e-9:
         return None
     # a part of the mesh with no surface point within reach and no landmark leaves the system singular
@@ -126,8 +129,10 @@ class SurfaceFollower:
     weights fixed at the start), as an embedded deformation graph carries a mesh.
     """
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, max_vertices: int = 1000, neighbours: int = 4) -> None:
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, max_vertices: int = 1000, neighbours: int = 4,
+                 guess_weight: float = 0.1) -> None:
         self.vertices = np.asarray(vertices, dtype=np.float32)
+        self.guess_weight = guess_weight
         self.failures = 0  # frames on which no registration succeeded (the mesh kept its place)
         self.rest_vertices = self.vertices.copy()
         if len(vertices) <= max_vertices:
@@ -155,7 +160,7 @@ class SurfaceFollower:
         """
         landmarks = None if guesses is None else guesses[self.landmark_of]
         for start in (self.proxy, self.rest_proxy):
-            moved = register_to_surface(start, self.proxy_faces, surface, landmarks)
+            moved = register_to_surface(start, self.proxy_faces, surface, landmarks, self.guess_weight)
             if moved is not None:
                 rest = self.vertices if start is self.proxy else self.rest_vertices
                 self.vertices = rest + (self.weights[..., None] * (moved - start)[self.index]).sum(axis=1)

@@ -1,0 +1,123 @@
+"""Canonical coordinates carried along the footage by dense optical flow, one map per real camera view.
+
+At frame 0 each pixel of a view holds the canonical coordinate (the frame-0 position) of the mesh
+point it sees: the frame-0 mesh rasterised with its own vertex positions as the attribute. From
+frame to frame the map follows the pixels' motion (OpenCV Farneback flow, backward from the new
+frame to the previous one, nearest lookup so coordinates never blend across parts). Pixels that
+just came into view take their nearest carried neighbour's coordinate. At any frame the map, paired
+with the positions of the frame's reconstructed surface seen through the same pixels, gives surface
+samples with known canonical coordinates, where the footage itself says where each point went.
+
+Only views that are real footage can be carried this way (a monocular job's generated views are
+held still between keyframes); the learned canonical field covers what they do not see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+import trimesh
+from scipy import ndimage
+
+from backend.io.cameras import Camera
+from backend.render.raster import interpolate, rasterize
+
+FLOW_WINDOW = 15  # Farneback averaging window: the world's parts move several pixels a frame at 64²
+FILL_NEW = True  # pixels that just came into view take their nearest carried neighbour's origin
+WHITE = 250  # frames are composited over white: a pixel with any channel under this is foreground
+
+
+def dense_flow(a: np.ndarray, b: np.ndarray, window: int = FLOW_WINDOW) -> np.ndarray:
+    """For each pixel of uint8 RGB frame ``a``: its displacement (H, W, 2) to where it is in ``b``."""
+    gray_a, gray_b = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (a, b))
+    return cv2.calcOpticalFlowFarneback(gray_a, gray_b, None, 0.5, 3, window, 5, 5, 1.1, 0)
+
+
+def foreground(frame: np.ndarray) -> np.ndarray:
+    return np.any(frame < WHITE, axis=-1)
+
+
+def surface_map(vertices: np.ndarray, faces: np.ndarray, attribute: np.ndarray, camera: Camera) -> np.ndarray:
+    """Per-vertex ``attribute`` (N, 3) interpolated over the mesh as ``camera`` sees it (H, W, 3); NaN where empty."""
+    faces_t = torch.as_tensor(faces, dtype=torch.long)
+    fragments = rasterize(torch.as_tensor(vertices, dtype=torch.float32), faces_t, camera)
+    values = interpolate(torch.as_tensor(attribute, dtype=torch.float32), faces_t, fragments).numpy()
+    values[~fragments.mask.numpy()] = np.nan
+    return values
+
+
+def carry(previous: np.ndarray, backward: np.ndarray, seen: np.ndarray, fill: bool = True) -> np.ndarray:
+    """A per-pixel field (H, W, C; NaN = empty) one frame on: each pixel of the new frame looks up, bilinearly,
+    where it was. Pixels outside ``seen`` (the new frame's foreground) are empty; seen pixels with nothing to look
+    up (they just came into view) take their nearest carried neighbour's value."""
+    h, w = seen.shape
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    source = np.nan_to_num(previous, nan=np.inf).astype(np.float32)
+    out = cv2.remap(source, grid_x + backward[..., 0], grid_y + backward[..., 1], cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_CONSTANT, borderValue=np.inf)
+    out = out.reshape(h, w, -1)
+    valid = np.isfinite(out).all(axis=-1)
+    if not valid.any():
+        return np.full((h, w, out.shape[-1]), np.nan, np.float32)
+    if fill and not valid.all():
+        index = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+        out = out[index[0], index[1]]
+    out[~seen | ~np.isfinite(out).all(axis=-1)] = np.nan
+    return out
+
+
+class FlowCanonical:
+    """Canonical maps for the real views of a clip, carried frame by frame as the tracking asks for them."""
+
+    def __init__(self, frames: np.ndarray, cameras: Sequence[Camera], views: Sequence[int], vertices: np.ndarray,
+                 faces: np.ndarray) -> None:
+        """frames: (V, F, H, W, 3) uint8 over white; ``views``: the indices of the views that are real footage;
+        vertices, faces: the frame-0 mesh, whose positions are the canonical coordinates."""
+        self.frames, self.views = frames, list(views)
+        height, width = frames.shape[2:4]
+        self.cameras = {v: cameras[v].resized(width, height) for v in self.views}
+        self.frame = 0
+        # per view: the frame-0 canonical map, and for each pixel now, the frame-0 pixel it came from (sub-pixel,
+        # so that motions under half a pixel a frame add up instead of rounding away)
+        self.rest_maps, self.origins = {}, {}
+        grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), axis=-1)
+        for v in self.views:
+            rest = surface_map(vertices, faces, vertices, self.cameras[v])
+            rest[~foreground(frames[v, 0])] = np.nan
+            self.rest_maps[v] = rest
+            self.origins[v] = np.where(np.isfinite(rest).all(axis=-1, keepdims=True), grid, np.nan)
+
+    def advance_to(self, frame: int) -> None:
+        """Carry the maps forward to ``frame`` (frames only ever advance)."""
+        for f in range(self.frame + 1, frame + 1):
+            for v in self.views:
+                backward = dense_flow(self.frames[v, f], self.frames[v, f - 1])
+                self.origins[v] = carry(self.origins[v], backward, foreground(self.frames[v, f]), FILL_NEW)
+        self.frame = max(self.frame, frame)
+
+    def canonical_map(self, view: int) -> np.ndarray:
+        """The canonical coordinates (H, W, 3; NaN = empty) the footage of ``view`` sees at the current frame."""
+        origin = self.origins[view]
+        seen = np.isfinite(origin).all(axis=-1)
+        out = np.full((*origin.shape[:2], 3), np.nan, np.float32)
+        h, w = seen.shape
+        x = np.clip(np.rint(origin[seen, 0]), 0, w - 1).astype(int)
+        y = np.clip(np.rint(origin[seen, 1]), 0, h - 1).astype(int)
+        out[seen] = self.rest_maps[view][y, x]
+        return out
+
+    def samples(self, surface: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
+        """Points of ``surface`` (the current frame's reconstruction) that the real views see, and their carried
+        canonical coordinates: (P, 3) positions, (P, 3) canonical."""
+        positions, canonical = [], []
+        vertices, faces = np.asarray(surface.vertices, np.float32), np.asarray(surface.faces)
+        for v in self.views:
+            seen = surface_map(vertices, faces, vertices, self.cameras[v])
+            carried = self.canonical_map(v)
+            both = np.isfinite(seen).all(axis=-1) & np.isfinite(carried).all(axis=-1)
+            positions.append(seen[both])
+            canonical.append(carried[both])
+        return np.concatenate(positions), np.concatenate(canonical)
