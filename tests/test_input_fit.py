@@ -39,10 +39,11 @@ def case() -> dict:
             "frames": frames, "mattes": truth.mask[0].astype(np.float32)}
 
 
-def fit(case: dict, steps: int, seed: int = 0, between_share: float = 0.0):
+def fit(case: dict, steps: int, seed: int = 0, between_share: float = 0.0, between_anchored: bool = True):
     return fit_to_footage(case["lrm"], case["geometry"], np.arange(FRAMES, dtype=np.float64), case["camera"],
                           case["frames"], case["mattes"], case["anchors"],
-                          FitSettings(steps=steps, rays=512, seed=seed, between_share=between_share))
+                          FitSettings(steps=steps, rays=512, seed=seed, between_share=between_share,
+                                      between_anchored=between_anchored))
 
 
 def _input_iou(case: dict, planes: torch.Tensor, frame: int) -> float:
@@ -58,6 +59,11 @@ def test_fitting_takes_the_footage_outline_and_keeps_the_side_views(case: dict) 
     # (measured: IoU 0.80 unfitted, 0.82 blended, 0.90 fitted)
     blended = fit(case, steps=12).planes[1]
     assert _input_iou(case, fitted.planes[1], 1) > _input_iou(case, blended, 1) + 0.03
+    # its anchors (coarse, few rays: FitSettings.between_anchor_scale) still hold the sides
+    free = fit(case, steps=12, between_share=1, between_anchored=False).planes[1]
+    start, anchored, unanchored = (render_triplane(case["lrm"], p, case["anchors"])["rgb"] for p in (blended, fitted.planes[1], free))
+    assert (anchored - start).abs().mean() < 0.7 * (unanchored - start).abs().mean(), \
+        ((anchored - start).abs().mean(), (unanchored - start).abs().mean())
     lrm, camera = case["lrm"], case["camera"]
     before = render_triplane(lrm, case["geometry"].planes[0], [camera, *case["anchors"]])
     after = render_triplane(lrm, fitted.planes[0], [camera, *case["anchors"]])
@@ -88,4 +94,4 @@ def test_in_betweens_take_the_blend_of_their_keyframes_corrections_and_the_fit_r
     assert not torch.allclose(refined.planes[1], fitted.planes[1])
     with pytest.raises(ValueError, match="keyframe"):
         fit_to_footage(case["lrm"], case["geometry"], np.array([0.0, 1.0, 1.5]), case["camera"], case["frames"],
-                       case["mattes"], case["anchors"], FitSettings(steps=1))
+                       case["mattes"], case["anchors"], FitSettings(steps=1, between_share=0))

@@ -25,7 +25,7 @@ from scipy import ndimage
 from backend.io.cameras import Camera
 from backend.render.raster import interpolate, rasterize
 
-FLOW_WINDOW = 15  # Farneback averaging window: the world's parts move several pixels a frame at 64²
+FLOW_WINDOW = 21  # Farneback averaging window (pixels): wide, because small low-texture parts give little to match
 FILL_NEW = True  # pixels that just came into view take their nearest carried neighbour's origin
 WHITE = 250  # frames are composited over white: a pixel with any channel under this is foreground
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
-from trimesh.registration import nricp_amberg
 
 from backend.mesh.extract import decimate
+from backend.mesh.nricp import nricp_amberg
 
 NEIGHBOURS = 12
 
@@ -85,9 +85,9 @@ def project_to_surface(points: np.ndarray, samples: np.ndarray, neighbours: int 
 
 
 def register_to_surface(vertices: np.ndarray, faces: np.ndarray, surface: trimesh.Trimesh, guesses: np.ndarray | None = None,
-                        guess_weight: float = 0.1, iterations: int = 3, every: int = 7) -> np.ndarray | None:
+                        guess_weight: float = 0.1, iterations: int = 3, every: int = 3) -> np.ndarray | None:
     """The mesh (vertices (N, 3), faces) deformed onto ``surface`` by non-rigid ICP (Amberg et al. 2007,
-    trimesh's ``nricp_amberg``): per-vertex affine maps, stiff first and looser after, so the mesh
+    ``backend.mesh.nricp``, trimesh's algorithm solved faster): per-vertex affine maps, stiff first and looser after, so the mesh
     follows the surface's motion as a whole instead of each vertex jumping to its nearest point.
     ``guesses``: where the canonical correspondences put each vertex (NaN: nowhere); every ``every``-th one pulls
     as a landmark with ``guess_weight`` in the stiff stages (they are noisy, so the final stage is free).
