@@ -2,11 +2,13 @@
 
 At frame 0 each pixel of a view holds the canonical coordinate (the frame-0 position) of the mesh
 point it sees: the frame-0 mesh rasterised with its own vertex positions as the attribute. From
-frame to frame the map follows the pixels' motion (OpenCV Farneback flow, backward from the new
-frame to the previous one, nearest lookup so coordinates never blend across parts). Pixels that
-just came into view take their nearest carried neighbour's coordinate. At any frame the map, paired
-with the positions of the frame's reconstructed surface seen through the same pixels, gives surface
-samples with known canonical coordinates, where the footage itself says where each point went.
+frame to frame each pixel's origin, the frame-0 pixel it came from, follows the footage's motion
+(OpenCV Farneback flow, backward from the new frame to the previous one) at sub-pixel precision, so
+motions under half a pixel a frame add up; its canonical coordinate is then read at that origin with
+a nearest lookup, so coordinates never blend across parts. Pixels that just came into view take their
+nearest carried neighbour's origin. At any frame these coordinates, paired with the positions of the
+frame's reconstructed surface seen through the same pixels, give surface samples with known canonical
+coordinates, where the footage itself says where each point went.
 
 Only views that are real footage can be carried this way (a monocular job's generated views are
 held still between keyframes); the learned canonical field covers what they do not see.
@@ -26,7 +28,6 @@ from backend.io.cameras import Camera
 from backend.render.raster import interpolate, rasterize
 
 FLOW_WINDOW = 21  # Farneback averaging window (pixels): wide, because small low-texture parts give little to match
-FILL_NEW = True  # pixels that just came into view take their nearest carried neighbour's origin
 WHITE = 250  # frames are composited over white: a pixel with any channel under this is foreground
 
 
@@ -52,7 +53,8 @@ def surface_map(vertices: np.ndarray, faces: np.ndarray, attribute: np.ndarray, 
 def carry(previous: np.ndarray, backward: np.ndarray, seen: np.ndarray, fill: bool = True) -> np.ndarray:
     """A per-pixel field (H, W, C; NaN = empty) one frame on: each pixel of the new frame looks up, bilinearly,
     where it was. Pixels outside ``seen`` (the new frame's foreground) are empty; seen pixels with nothing to look
-    up (they just came into view) take their nearest carried neighbour's value."""
+    up (they just came into view) take their nearest carried neighbour's value, or stay empty without ``fill``
+    (measured worse: the carried region only ever shrinks then)."""
     h, w = seen.shape
     grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     source = np.nan_to_num(previous, nan=np.inf).astype(np.float32)
@@ -95,7 +97,7 @@ class FlowCanonical:
         for f in range(self.frame + 1, frame + 1):
             for v in self.views:
                 backward = dense_flow(self.frames[v, f], self.frames[v, f - 1])
-                self.origins[v] = carry(self.origins[v], backward, foreground(self.frames[v, f]), FILL_NEW)
+                self.origins[v] = carry(self.origins[v], backward, foreground(self.frames[v, f]))
         self.frame = max(self.frame, frame)
 
     def canonical_map(self, view: int) -> np.ndarray:
