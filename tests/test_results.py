@@ -8,7 +8,7 @@ from backend.bench.results import append_row
 def test_rows_join_their_table_above_the_prose(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     append_row(results, "A", ["x", "y"], ["1", "2"])
-    results.write_text(results.read_text() + "\nwhat the rows mean\n\n## B\n\n| z |\n|---|\n| 9 |\n")
+    results.write_text(results.read_text() + "\nwhat the rows mean\n\n| a table in the prose |\n|---|\n\n## B\n\n| z |\n|---|\n| 9 |\n")
     append_row(results, "A", ["x", "y"], ["3", "4"])
     append_row(results, "B", ["z"], ["10"])
     append_row(results, "C", ["w"], ["5"])

@@ -39,7 +39,10 @@ def append_row(results: Path, section: str, header: list[str], row: list[str]) -
         end = text.find("\n## ", start + len(heading))
         end = len(text) if end < 0 else end
         lines = text[start:end].split("\n")
-        last_row = max(i for i, existing in enumerate(lines) if existing.startswith("|"))  # after the table, not the prose
+        # after the section's first table, not after the prose or any table the prose holds
+        last_row = next(i for i, existing in enumerate(lines) if existing.startswith("|"))
+        while last_row + 1 < len(lines) and lines[last_row + 1].startswith("|"):
+            last_row += 1
         lines.insert(last_row + 1, line)
         text = text[:start] + "\n".join(lines) + text[end:]
     results.write_text(text)
