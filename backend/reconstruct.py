@@ -25,9 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import trimesh
 from PIL import Image
-from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from backend.io.cameras import Camera
@@ -56,7 +54,6 @@ from backend.render.volume import render_triplane
 
 SURFACE_LEVEL = 5.0  # density of the extracted isosurface (opacity ~1 - exp(-5 * voxel))
 GRID = 96
-OBSERVED_FRACTION = 0.03  # a vertex with a footage sample this close in canonical space (of the mesh's size) was seen
 OUTLIER_FRACTION = 0.05  # a vertex whose motion differs from its ring's by this much of the mesh's size is an outlier
 
 
@@ -301,7 +298,7 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
             moved = track_vertices(codes, samples, canonical_at(models.lrm_c, canonical_planes, samples))[first]
             if flow is not None:
                 flow.advance_to(int(np.rint(positions[i])))
-                moved = footage_matches(flow, surface, vertices0[first], moved)
+                moved = flow.matches(surface, vertices0[first], moved)
             guesses = reject_outliers(moved, vertices0[first], neighbours, stray)
             # the previous frame's mesh slides onto this frame's surface, the canonical matches pulling on it
             raw[i] = follower.step(surface, guesses)[inverse]
@@ -310,19 +307,6 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
         maps = segment.next_maps
     emit(count - 1)
     return tracked, follower.failures
-
-
-def footage_matches(flow: FlowCanonical, surface: trimesh.Trimesh, rest: np.ndarray, learned: np.ndarray) -> np.ndarray:
-    """Each vertex's position from the flow-carried canonical maps where the footage saw its canonical
-    neighbourhood at this frame, from the learned field (``learned``) elsewhere."""
-    positions, canonical = flow.samples(surface)
-    if len(positions) < 4:
-        return learned
-    reach = OBSERVED_FRACTION * float(np.linalg.norm(np.ptp(rest, axis=0)))
-    seen = cKDTree(canonical).query(rest, distance_upper_bound=reach)[0] < reach
-    out = learned.copy()
-    out[seen] = track_vertices(rest[seen], positions, canonical)
-    return out
 
 
 def write_gaussians(out: Path, tracked: np.ndarray, faces: np.ndarray, uvs: np.ndarray, texture: np.ndarray,

@@ -59,3 +59,9 @@ def test_samples_pair_the_current_surface_with_carried_coordinates() -> None:
     assert len(positions) > 200 and np.isfinite(positions).all() and np.isfinite(canonical).all()
     np.testing.assert_allclose(canonical, positions, atol=1e-4)  # at frame 0 the canonical coordinate is the position
     assert set(flow.origins) == {0, 2}
+    # vertices the footage saw take their match from it (at frame 0: where they are); the rest keep the learned one
+    matched = flow.matches(trimesh.Trimesh(rest, obj.faces, process=False), rest, np.full_like(rest, np.nan))
+    seen = np.isfinite(matched).all(axis=1)
+    assert 0.2 < seen.mean() < 1.0
+    diagonal = np.linalg.norm(np.ptp(rest, axis=0))
+    assert np.linalg.norm(matched[seen] - rest[seen], axis=1).mean() < 0.01 * diagonal

@@ -9,10 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
-def _flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    gray_a, gray_b = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (a, b))
-    return cv2.calcOpticalFlowFarneback(gray_a, gray_b, None, 0.5, 3, 9, 5, 5, 1.1, 0)
+from backend.mesh.flow_canonical import dense_flow
 
 
 def _warp(image: np.ndarray, flow: np.ndarray, scale: float) -> np.ndarray:
@@ -24,8 +21,8 @@ def _warp(image: np.ndarray, flow: np.ndarray, scale: float) -> np.ndarray:
 
 def interpolate_frame(first: np.ndarray, second: np.ndarray, alpha: float) -> np.ndarray:
     """uint8 RGB frame at time alpha between ``first`` (0) and ``second`` (1)."""
-    forward = _flow(first, second)
-    backward = _flow(second, first)
+    forward = dense_flow(first, second, window=9)
+    backward = dense_flow(second, first, window=9)
     from_first = _warp(first, forward, alpha).astype(np.float32)
     from_second = _warp(second, backward, 1 - alpha).astype(np.float32)
     return np.clip((1 - alpha) * from_first + alpha * from_second + 0.5, 0, 255).astype(np.uint8)

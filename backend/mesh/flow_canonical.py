@@ -23,11 +23,14 @@ import numpy as np
 import torch
 import trimesh
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from backend.io.cameras import Camera
+from backend.mesh.track import track_vertices
 from backend.render.raster import interpolate, rasterize
 
 FLOW_WINDOW = 21  # Farneback averaging window (pixels): wide, because small low-texture parts give little to match
+OBSERVED_FRACTION = 0.03  # a vertex with a footage sample this close in canonical space (of the mesh's size) was seen
 WHITE = 250  # frames are composited over white: a pixel with any channel under this is foreground
 
 
@@ -123,3 +126,16 @@ class FlowCanonical:
             positions.append(seen[both])
             canonical.append(carried[both])
         return np.concatenate(positions), np.concatenate(canonical)
+
+    def matches(self, surface: trimesh.Trimesh, rest: np.ndarray, learned: np.ndarray) -> np.ndarray:
+        """Each vertex's position on ``surface``: from the carried maps where the footage saw its canonical
+        neighbourhood at this frame, from ``learned`` (the learned field's matches) elsewhere.
+        rest: the vertices' canonical coordinates (their frame-0 positions)."""
+        positions, canonical = self.samples(surface)
+        if len(positions) < 4:
+            return learned
+        reach = OBSERVED_FRACTION * float(np.linalg.norm(np.ptp(rest, axis=0)))
+        seen = cKDTree(canonical).query(rest, distance_upper_bound=reach)[0] < reach
+        out = learned.copy()
+        out[seen] = track_vertices(rest[seen], positions, canonical)
+        return out
