@@ -53,11 +53,11 @@ def surface_map(vertices: np.ndarray, faces: np.ndarray, attribute: np.ndarray, 
     return values
 
 
-def carry(previous: np.ndarray, backward: np.ndarray, seen: np.ndarray, fill: bool = True) -> np.ndarray:
+def carry(previous: np.ndarray, backward: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """A per-pixel field (H, W, C; NaN = empty) one frame on: each pixel of the new frame looks up, bilinearly,
     where it was. Pixels outside ``seen`` (the new frame's foreground) are empty; seen pixels with nothing to look
-    up (they just came into view) take their nearest carried neighbour's value, or stay empty without ``fill``
-    (measured worse: the carried region only ever shrinks then)."""
+    up (they just came into view) take their nearest carried neighbour's value (left empty
+    they measured worse: the carried region then only ever shrinks)."""
     h, w = seen.shape
     grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     source = np.nan_to_num(previous, nan=np.inf).astype(np.float32)
@@ -67,7 +67,7 @@ def carry(previous: np.ndarray, backward: np.ndarray, seen: np.ndarray, fill: bo
     valid = np.isfinite(out).all(axis=-1)
     if not valid.any():
         return np.full((h, w, out.shape[-1]), np.nan, np.float32)
-    if fill and not valid.all():
+    if not valid.all():
         index = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
         out = out[index[0], index[1]]
     out[~seen | ~np.isfinite(out).all(axis=-1)] = np.nan
