@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--elevation", type=float, default=None, help="monocular: camera height over the object, degrees")
     rec.add_argument("--seed", type=int, default=0, help="monocular: seed of the generated views")
     rec.add_argument("--fit-steps", type=int, default=None,
-                     help="monocular: steps fitting each keyframe to the footage (preset's by default; 0: off)")
+                     help="steps fitting each keyframe to the footage views (preset's by default; 0: off)")
     rec.add_argument("--out", required=True)
     rec.add_argument("--checkpoints", default="backend/checkpoints")
     rec.add_argument("--stride", type=int, default=4, help="keyframe every N frames")

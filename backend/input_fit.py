@@ -50,19 +50,19 @@ class FitSettings:
         return round(self.steps * self.between_share)
 
 
-def fit_planes(lrm, planes: torch.Tensor, camera: Camera, rgb: np.ndarray, matte: np.ndarray, anchors: list[Camera],
-               settings: FitSettings, start: torch.Tensor | None = None) -> torch.Tensor:
-    """The correction (1, 3, C, R, R) that fits ``planes`` to ``rgb`` (H, W, 3) in [0, 1] over white and
-    ``matte`` (H, W) in [0, 1] seen by ``camera``, keeping the renders from ``anchors`` as they were
-    (the anchors may have a resolution of their own: a coarser one costs less to render).
-    ``start``: the correction to begin from (zero by default)."""
+def fit_planes(lrm, planes: torch.Tensor, cameras: list[Camera], rgb: np.ndarray, matte: np.ndarray,
+               anchors: list[Camera], settings: FitSettings, start: torch.Tensor | None = None) -> torch.Tensor:
+    """The correction (1, 3, C, R, R) that fits ``planes`` to ``rgb`` (V, H, W, 3) in [0, 1] over white and
+    ``matte`` (V, H, W) in [0, 1] seen by ``cameras`` (the footage views), keeping the renders from
+    ``anchors`` as they were (the anchors may have a resolution of their own: a coarser one costs less to
+    render). ``start``: the correction to begin from (zero by default)."""
     config = lrm.config
     device = next(lrm.parameters()).device
     planes = planes.to(device)
     # ray groups: the footage, then the anchors; each (origins, dirs (V, P, 3), rgb (V, P, 3), alpha (V, P), rays a step)
-    origins, dirs, _ = camera_rays([camera], device)
-    groups = [(origins, dirs, torch.as_tensor(rgb, dtype=torch.float32, device=device).reshape(1, -1, 3),
-               torch.as_tensor(matte, dtype=torch.float32, device=device).reshape(1, -1), settings.rays, 1.0)]
+    origins, dirs, _ = camera_rays(cameras, device)
+    groups = [(origins, dirs, torch.as_tensor(rgb, dtype=torch.float32, device=device).reshape(len(cameras), -1, 3),
+               torch.as_tensor(matte, dtype=torch.float32, device=device).reshape(len(cameras), -1), settings.rays, 1.0)]
     if anchors:
         with torch.no_grad():
             kept = {k: v.to(device) for k, v in render_triplane(lrm, planes, anchors).items()}
@@ -107,31 +107,35 @@ def fit_planes(lrm, planes: torch.Tensor, camera: Camera, rgb: np.ndarray, matte
     return correction.detach().cpu()
 
 
-def fit_to_footage(lrm, geometry: Reconstruction, positions: np.ndarray, camera: Camera, frames: np.ndarray,
+def fit_to_footage(lrm, geometry: Reconstruction, positions: np.ndarray, cameras: list[Camera], frames: np.ndarray,
                    mattes: np.ndarray, anchors: list[Camera], settings: FitSettings) -> Reconstruction:
-    """``geometry`` with every keyframe fitted to its footage frame; in-betweens start from the blend of
-    their keyframes' corrections and, at whole frames, take ``settings.between_steps`` on their own frame.
+    """``geometry`` with every keyframe fitted to its footage frames; in-betweens start from the blend of
+    their keyframes' corrections and, at whole frames, take ``settings.between_steps`` on their own frames.
 
-    frames (F, H, W, 3) uint8 over white and mattes (F, H, W) in [0, 1]: the input view at every clip frame;
-    the cameras are resized to the LRM's input size and the images with them.
+    frames (V, F, H, W, 3) uint8 over white and mattes (V, F, H, W) in [0, 1]: the footage views at every clip
+    frame, seen by ``cameras``; the cameras are resized to the LRM's input size and the images with them.
     """
     if settings.steps <= 0:
         return geometry
     size = lrm.config.image_size
-    camera = camera.resized(size, size)
+    cameras = [c.resized(size, size) for c in cameras]
     anchors = [c.resized(size, size) for c in anchors]
     side = max(8, round(size * settings.between_anchor_scale))
     between_anchors = [c.resized(side, side) for c in anchors]
     between_rays = max(16, round((settings.anchor_rays or settings.rays) * settings.between_anchor_scale))
+
+    def footage(f: int) -> tuple[np.ndarray, np.ndarray]:
+        return (np.stack([_downsized(view[f], size) for view in frames]),
+                np.stack([_downsized(view[f], size) for view in mattes]))
+
     keys = geometry.keyframes
     index_of = {float(p): i for i, p in enumerate(positions)}
     corrections = {}
     for k in keys:
-        rgb, matte = _downsized(frames[k], size), _downsized(mattes[k], size)
         planes = geometry.planes[index_of[float(k)]] if float(k) in index_of else None
         if planes is None:
             raise ValueError(f"keyframe {k} is not among the output positions")
-        corrections[k] = fit_planes(lrm, planes, camera, rgb, matte, anchors, settings)
+        corrections[k] = fit_planes(lrm, planes, cameras, *footage(k), anchors, settings)
     fitted = []
     for position, planes in zip(positions, geometry.planes, strict=True):
         if float(position).is_integer() and int(position) in corrections:
@@ -141,8 +145,7 @@ def fit_to_footage(lrm, geometry: Reconstruction, positions: np.ndarray, camera:
         a = (float(position) - k) / (nxt - k)
         blended = (1 - a) * corrections[k] + a * corrections[nxt]
         if settings.between_steps > 0 and float(position).is_integer():  # its own footage frame exists
-            f = int(position)
-            blended = fit_planes(lrm, planes, camera, _downsized(frames[f], size), _downsized(mattes[f], size),
+            blended = fit_planes(lrm, planes, cameras, *footage(int(position)),
                                  between_anchors if settings.between_anchored else [],
                                  replace(settings, steps=settings.between_steps, anchor_rays=between_rays), start=blended)
         fitted.append(planes + blended)

@@ -19,14 +19,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from backend.input_fit import FitSettings, fit_to_footage
 from backend.io.cameras import Camera
 from backend.io.clip_folder import ClipFolder
 from backend.io.footage import read_footage
 from backend.io.framing import Framing, frame_object
 from backend.io.matte import foreground
 from backend.models.view_generators import ORBIT_RADIUS, orbit_camera
-from backend.pipeline import Reconstruction, keyframe_indices, output_positions, reconstruct_frames
+from backend.pipeline import keyframe_indices, output_positions
 
 MODEL_RADIUS = ORBIT_RADIUS  # the training cameras' distance from the object
 MODEL_FOV_DEG = 40.0
@@ -153,7 +152,7 @@ def reconstruct_monocular(source: Path, models, out: Path, settings, progress, s
     """
     from PIL import Image
 
-    from backend.reconstruct import reconstruct
+    from backend.reconstruct import fitted_frames, reconstruct
 
     generator = models.diffusion()  # first: a missing model is the clearer error
     models = models.monocular()
@@ -169,16 +168,7 @@ def reconstruct_monocular(source: Path, models, out: Path, settings, progress, s
     if shot_by is not None:
         world = placement(footage.framing, shot_by.resized(*footage.source_size), mono.clip.cameras[0])
     positions = output_positions(len(footage.frames), settings.retime, settings.times)
-    # the fit needs every keyframe's triplane, which chosen output times may skip
-    with_keys = np.union1d(positions, np.asarray(mono.keys, dtype=np.float64))
-    with progress.stage("lrm_lim"):
-        geometry = reconstruct_frames(*models.networks(), mono.clip.frames, mono.clip.cameras, mono.clip.times,
-                                      settings.stride, with_keys)
-    with progress.stage("fit"):
-        geometry = fit_to_footage(models.networks()[0], geometry, with_keys, mono.clip.cameras[0], footage.frames,
-                                  footage.masks, mono.clip.cameras[1:], FitSettings(steps=settings.fit_steps, seed=seed))
-    keep = np.searchsorted(with_keys, positions)
-    geometry = Reconstruction([geometry.planes[i] for i in keep], geometry.keyframes, geometry.times[keep])
+    geometry = fitted_frames(models, mono.clip, settings, positions, progress, mattes=footage.masks[None], seed=seed)
     extra = {"units": "model units: one camera does not tell the object's size",
              "monocular": {"framing": footage.framing.to_dict(), "matte": footage.matte_method,
                            "elevation_deg": elevation_deg, "keyframes_generated": len(mono.keys),

@@ -57,7 +57,7 @@ class Event:
     TERMINAL = (DONE, FAILED, CANCELLED)
 
 
-STAGES = ("decode", "views", "lrm_lim", "marching_cubes", "decimation", "uv", "texture", "tracking", "gaussians", "outputs")
+STAGES = ("decode", "views", "lrm_lim", "fit", "marching_cubes", "decimation", "uv", "texture", "tracking", "gaussians", "outputs")
 
 # quality preset -> reconstruction settings (faces, texture size, mesh grid, whether to write 4D Gaussians)
 QUALITY_PRESETS: dict[str, dict[str, int | bool]] = {

@@ -28,14 +28,17 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from backend.input_fit import FitSettings, fit_to_footage
 from backend.io.cameras import Camera
 from backend.io.clip_folder import ClipFolder
 from backend.io.clip_source import cameras_from_file, load_clip
+from backend.io.matte import foreground
 from backend.io.video import write_mp4
 from backend.mesh.extract import decimate, density_grid, extract_mesh
 from backend.mesh.flow_canonical import FlowCanonical
 from backend.mesh.gaussians import SurfaceGaussians, write_ply
 from backend.mesh.gltf import write_morph_glb
+from backend.mesh.level import LevelChoice, choose_level
 from backend.mesh.texture import bake
 from backend.mesh.track import (
     SurfaceFollower,
@@ -52,7 +55,6 @@ from backend.pipeline import Reconstruction, keyframe_indices, model_views, outp
 from backend.render.splat import render_gaussians
 from backend.render.volume import render_triplane
 
-SURFACE_LEVEL = 5.0  # density of the extracted isosurface (opacity ~1 - exp(-5 * voxel))
 GRID = 96
 OUTLIER_FRACTION = 0.05  # a vertex whose motion differs from its ring's by this much of the mesh's size is an outlier
 
@@ -69,9 +71,10 @@ class Settings:
     preview_size: int = 128
     retime: float = 1.0  # output frames per input frame (> 1: in-betweens from LIM's continuous time)
     times: list[float] | None = None  # or exactly these frame positions
-    fit_steps: int = 30  # monocular: Adam steps fitting each keyframe to the footage (backend.input_fit); 0: off
+    fit_steps: int = 30  # Adam steps fitting each keyframe to the footage views (backend.input_fit); 0: off
     flow_tracking: bool = True  # where footage sees the surface, optical flow (not the learned field) gives its canonical coordinates
     landmark_weight: float = 0.1  # how hard the canonical matches pull on the tracked mesh (backend.mesh.track)
+    surface_level: float | None = None  # density of the mesh's isosurface; None: the one outlining the footage best
 
     @staticmethod
     def for_quality(quality: str, **overrides: object) -> Settings:
@@ -159,10 +162,42 @@ class Progress:
             self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - started, 3)
 
 
-def frame_surface(lrm, planes: torch.Tensor, grid: int):
+def fitted_frames(models: Models, clip: ClipFolder, settings: Settings, positions: np.ndarray, progress: Progress,
+                  mattes: np.ndarray | None = None, seed: int = 0) -> Reconstruction:
+    """The triplane at every output position: LRM at the keyframes, LIM between them, then (``settings.fit_steps``)
+    each frame fitted to the clip's footage views, its generated views (if any) holding the sides
+    (backend.input_fit). ``mattes`` (footage views, F, H, W) in [0, 1]; by default the footage's own mattes."""
+    lrm, lim = models.networks()
+    footage = clip.footage_views
+    fit = settings.fit_steps > 0 and bool(footage)
+    # the fit needs every keyframe's triplane, which chosen output times may skip
+    wanted = np.union1d(positions, keyframe_indices(len(clip.times), settings.stride)) if fit else positions
+    with progress.stage("lrm_lim"):
+        geometry = reconstruct_frames(lrm, lim, clip.frames, clip.cameras, clip.times, settings.stride, wanted)
+    if not fit:
+        return geometry
+    with progress.stage("fit"):
+        if mattes is None:
+            mattes = np.stack([foreground(clip.frames[v]).masks for v in footage]).astype(np.float32)
+        geometry = fit_to_footage(lrm, geometry, wanted, [clip.cameras[v] for v in footage], clip.frames[footage], mattes,
+                                  [clip.cameras[v] for v in clip.generated_views], FitSettings(steps=settings.fit_steps, seed=seed))
+    keep = np.searchsorted(wanted, positions)
+    return Reconstruction([geometry.planes[i] for i in keep], geometry.keyframes, geometry.times[keep])
+
+
+def frame_surface(lrm, planes: torch.Tensor, grid: int, level: float):
     """The isosurface of one frame's triplane (a trimesh); its vertices are the frame's surface samples."""
     density = density_grid(lambda p: lrm.decoder(planes, p).density, grid, lrm.config.bound)
-    return extract_mesh(density, lrm.config.bound, SURFACE_LEVEL, keep_fraction=0.0)
+    return extract_mesh(density, lrm.config.bound, level, keep_fraction=0.0)
+
+
+def surface_level(clip: ClipFolder, grid: np.ndarray, bound: float, settings: Settings) -> LevelChoice:
+    """The settings' level, or the one whose frame-0 mesh outlines the footage views' mattes best."""
+    if settings.surface_level is not None:
+        return LevelChoice(settings.surface_level)
+    views = clip.footage_views
+    masks = [foreground(clip.frames[v, :1]).masks[0] for v in views]
+    return choose_level(grid, bound, [clip.cameras[v] for v in views], masks)
 
 
 def canonical_at(lrm_c, planes: torch.Tensor, points: np.ndarray) -> np.ndarray:
@@ -196,15 +231,15 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
     positions = output_positions(frame_count, settings.retime, settings.times)
     keys = keyframe_indices(frame_count, settings.stride)
 
-    with progress.stage("lrm_lim"):
-        if geometry is None:
-            geometry = reconstruct_frames(*models.networks(), clip.frames, clip.cameras, clip.times, settings.stride, positions)
-        elif len(geometry.planes) != len(positions):
-            raise ValueError(f"precomputed geometry has {len(geometry.planes)} frames, the settings ask for {len(positions)}")
+    if geometry is None:
+        geometry = fitted_frames(models, clip, settings, positions, progress)
+    elif len(geometry.planes) != len(positions):
+        raise ValueError(f"precomputed geometry has {len(geometry.planes)} frames, the settings ask for {len(positions)}")
 
     with progress.stage("marching_cubes"):
         grid = density_grid(lambda p: lrm.decoder(geometry.planes[0], p).density, settings.grid, lrm.config.bound)
-        mesh = extract_mesh(grid, lrm.config.bound, SURFACE_LEVEL)
+        choice = surface_level(clip, grid, lrm.config.bound, settings)
+        mesh = extract_mesh(grid, lrm.config.bound, choice.level)
     with progress.stage("decimation"):
         mesh = decimate(mesh, settings.target_faces)
     with progress.stage("uv"):
@@ -222,8 +257,8 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
                                "world_transform": world.tolist()})
 
     with progress.stage("tracking"):
-        tracked, kept_still = track_sequence(clip, models, geometry, vertices0, faces, keys, positions, settings, out,
-                                             progress)
+        tracked, kept_still = track_sequence(clip, models, geometry, vertices0, faces, keys, positions,
+                                             replace(settings, surface_level=choice.level), out, progress)
 
     if settings.gaussians:
         with progress.stage("gaussians"):
@@ -238,6 +273,7 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
             "positions": positions.tolist(), "times": [float(t) for t in geometry.times], "keyframes": keys,
             "units": "scene units of the input cameras", "world_transform": world.tolist(),
             "vertices": len(vertices0), "faces": len(faces), "uv_method": atlas.method,
+            "surface_level": {"level": choice.level, "silhouette_iou": {str(k): round(v, 4) for k, v in choice.scores.items()}},
             "quality": {"flipped_pct": quality.flipped_pct, "stretched_pct": quality.stretched_pct,
                         "frames_kept_still": kept_still},
             "timings_s": progress.timings, **(extra or {}),
@@ -293,7 +329,7 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
             # the field's own bias (it shrinks toward the object's centre) then cancels in the matching
             codes = canonical_at(models.lrm_c, segment.planes.pop(0), vertices0)
         for i, canonical_planes in zip(inside, segment.planes, strict=True):
-            surface = frame_surface(lrm, geometry.planes[i], settings.track_grid)
+            surface = frame_surface(lrm, geometry.planes[i], settings.track_grid, settings.surface_level)
             samples = np.asarray(surface.vertices, dtype=np.float32)
             moved = track_vertices(codes, samples, canonical_at(models.lrm_c, canonical_planes, samples))[first]
             if flow is not None:

@@ -1,4 +1,4 @@
-"""Monocular clips: keyframes fitted to the footage (backend.input_fit) with the shipped models on a world clip."""
+"""Frames fitted to the footage (backend.input_fit) with the shipped models on world clips: monocular and multi-view."""
 
 import numpy as np
 import pytest
@@ -40,8 +40,8 @@ def case() -> dict:
 
 
 def fit(case: dict, steps: int, seed: int = 0, between_share: float = 0.0, between_anchored: bool = True):
-    return fit_to_footage(case["lrm"], case["geometry"], np.arange(FRAMES, dtype=np.float64), case["camera"],
-                          case["frames"], case["mattes"], case["anchors"],
+    return fit_to_footage(case["lrm"], case["geometry"], np.arange(FRAMES, dtype=np.float64), [case["camera"]],
+                          case["frames"][None], case["mattes"][None], case["anchors"],
                           FitSettings(steps=steps, rays=512, seed=seed, between_share=between_share,
                                       between_anchored=between_anchored))
 
@@ -93,5 +93,45 @@ def test_in_betweens_take_the_blend_of_their_keyframes_corrections_and_the_fit_r
     torch.testing.assert_close(refined.planes[0], fitted.planes[0], rtol=0, atol=0)  # keyframes: the same fit
     assert not torch.allclose(refined.planes[1], fitted.planes[1])
     with pytest.raises(ValueError, match="keyframe"):
-        fit_to_footage(case["lrm"], case["geometry"], np.array([0.0, 1.0, 1.5]), case["camera"], case["frames"],
-                       case["mattes"], case["anchors"], FitSettings(steps=1, between_share=0))
+        fit_to_footage(case["lrm"], case["geometry"], np.array([0.0, 1.0, 1.5]), [case["camera"]], case["frames"][None],
+                       case["mattes"][None], case["anchors"], FitSettings(steps=1, between_share=0))
+
+
+def test_a_multi_view_job_fits_every_footage_view_and_novel_views_gain(tmp_path) -> None:
+    """Multi-view clips: all views are footage, none anchors; the job's frames fit the mattes of every view,
+    and cameras nobody filmed see the object better too (world seeds 1000000-3, 32 frames, 30 steps:
+    held-out PSNR_FG 16.9 -> 18.2 dB, IoU 0.74 -> 0.87)."""
+    from backend.io.clip_folder import ClipFolder
+    from backend.reconstruct import Progress, Settings, fitted_frames
+
+    models = Models.load(CHECKPOINTS)
+    obj = make_object(1000002)
+    rng = np.random.default_rng([1000002, 5])
+    filmed, unseen = ring_cameras(4, rng, size=SIZE), ring_cameras(2, rng, size=SIZE)
+    times = np.linspace(0, 0.1, FRAMES)
+    truth = render_clip(obj, [*filmed, *unseen], times, supersample=2)
+    views = truth.composite()
+    clip = ClipFolder(views[:4], filmed, times, 24.0)
+    positions = np.arange(FRAMES, dtype=np.float64)
+    progress = Progress()
+    plain = fitted_frames(models, clip, Settings(stride=2, fit_steps=0), positions, Progress())
+    fitted = fitted_frames(models, clip, Settings(stride=2, fit_steps=12), positions, progress)
+    assert progress.timings["fit"] > 0 and len(fitted.planes) == FRAMES
+
+    def scores(planes: torch.Tensor, cameras: list, offset: int, frame: int) -> tuple[float, float]:
+        with torch.no_grad():
+            out = render_triplane(models.lrm, planes, cameras)
+        masks = truth.mask[offset:offset + len(cameras), frame]
+        gt = views[offset:offset + len(cameras), frame].astype(np.float32) / 255
+        return (float(np.mean([iou(a > 0.5, m) for a, m in zip(out["alpha"].numpy(), masks, strict=True)])),
+                float(np.mean([psnr(r, g, m) for r, g, m in zip(out["rgb"].clamp(0, 1).numpy(), gt, masks, strict=True)])))
+
+    # measured: footage IoU 0.90 -> 0.96 and 0.78 -> 0.84; unseen views IoU 0.87 -> 0.92 and 0.79 -> 0.83,
+    # PSNR_FG 17.0 -> 19.5 and 14.5 -> 14.7 dB
+    for frame, gain_db in ((0, 1.0), (1, 0.0)):  # a keyframe and an in-between
+        (iou_before, _), (iou_after, _) = scores(plain.planes[frame], filmed, 0, frame), scores(fitted.planes[frame], filmed, 0, frame)
+        assert iou_after > iou_before + 0.03, (frame, iou_before, iou_after)
+        (novel_iou_before, psnr_before) = scores(plain.planes[frame], unseen, 4, frame)
+        (novel_iou_after, psnr_after) = scores(fitted.planes[frame], unseen, 4, frame)
+        assert novel_iou_after > novel_iou_before + 0.02, (frame, novel_iou_before, novel_iou_after)
+        assert psnr_after > psnr_before + gain_db, (frame, psnr_before, psnr_after)

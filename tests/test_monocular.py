@@ -206,5 +206,5 @@ def test_the_footage_fit_can_be_turned_off_from_the_cli(tmp_path: Path, single_v
                        "--fit-steps", "0", timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = json.loads((job / "manifest.json").read_text())
-    assert manifest["monocular"]["fit_steps"] == 0 and manifest["timings_s"]["fit"] < 0.5
+    assert manifest["monocular"]["fit_steps"] == 0 and "fit" not in manifest["timings_s"]  # the stage is skipped
     assert len(list((job / "frames").glob("frame_*.npy"))) == 6

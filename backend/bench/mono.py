@@ -73,7 +73,8 @@ def world_case(seed: int, lrm, lim, diffusion, fit: FitSettings) -> dict[str, fl
                                                     strict=True)]))
     ours = reconstruct_frames(lrm, lim, mono.clip.frames, mono.clip.cameras, times, STRIDE)
     if fit.steps:  # the world clip's exact alpha stands in for the matte
-        ours = fit_to_footage(lrm, ours, np.arange(FRAMES), camera, views[0], render.mask[0].astype(np.float32), generated, fit)
+        ours = fit_to_footage(lrm, ours, np.arange(FRAMES), [camera], views[:1], render.mask[:1].astype(np.float32), generated,
+                              fit)
     ceiling = reconstruct_frames(lrm, lim, views[:1 + g], [camera, *generated], times, STRIDE)
     sampled = np.unique(np.linspace(0, FRAMES - 1, SAMPLED).round().astype(int))
     novel_fg, ceiling_fg, input_psnr, mask_iou = [], [], [], []
@@ -99,7 +100,7 @@ def davis_case(path: Path, lrm, lim, diffusion, fit: FitSettings, sheet: Path) -
     mono = monocular_clip(footage.frames, diffusion, STRIDE, footage.fps)
     result = reconstruct_frames(lrm, lim, mono.clip.frames, mono.clip.cameras, mono.clip.times, STRIDE)
     camera = mono.clip.cameras[0]
-    result = fit_to_footage(lrm, result, np.arange(len(footage.frames)), camera, footage.frames, footage.masks,
+    result = fit_to_footage(lrm, result, np.arange(len(footage.frames)), [camera], footage.frames[None], footage.masks[None],
                             mono.clip.cameras[1:], fit)
     side = virtual_camera(SIZE)
     side = generated_cameras(side, (90.0,))[0]

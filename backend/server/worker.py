@@ -21,8 +21,8 @@ from typing import Any
 from backend.protocol import STAGES, Event
 
 # share of the whole job each stage takes, roughly, on the tiny models (tracking is spread over frames)
-STAGE_WEIGHTS = {"decode": 0.04, "views": 0.1, "lrm_lim": 0.08, "marching_cubes": 0.04, "decimation": 0.02, "uv": 0.06,
-                 "texture": 0.04, "tracking": 0.6, "gaussians": 0.08, "outputs": 0.04}
+STAGE_WEIGHTS = {"decode": 0.04, "views": 0.1, "lrm_lim": 0.08, "fit": 0.2, "marching_cubes": 0.04, "decimation": 0.02,
+                 "uv": 0.06, "texture": 0.04, "tracking": 0.6, "gaussians": 0.08, "outputs": 0.04}
 
 
 class Estimate:
