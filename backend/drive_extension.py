@@ -149,7 +149,7 @@ def render_demo(obj, frames_in: np.ndarray, input_camera, out: Path, demo: dict,
 
     scene = bpy.context.scene
     scene.render.engine = "BLENDER_WORKBENCH"
-    scene.display.shading.light = "STUDIO"
+    scene.display.shading.light = "FLAT"  # the texture holds the footage's own shading: studio light would shade it twice
     scene.display.shading.color_type = "TEXTURE"
     scene.render.film_transparent = False
     scene.view_settings.view_transform = "Standard"  # white stays white (AgX would grey the background)
