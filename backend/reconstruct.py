@@ -191,12 +191,12 @@ def frame_surface(lrm, planes: torch.Tensor, grid: int, level: float):
     return extract_mesh(density, lrm.config.bound, level, keep_fraction=0.0)
 
 
-def surface_level(clip: ClipFolder, grid: np.ndarray, bound: float, settings: Settings) -> LevelChoice:
-    """The settings' level, or the one whose frame-0 mesh outlines the footage views' mattes best."""
+def surface_level(clip: ClipFolder, grid: np.ndarray, bound: float, settings: Settings, frame: int) -> LevelChoice:
+    """The settings' level, or the one whose mesh outlines the footage views' mattes at ``frame`` best."""
     if settings.surface_level is not None:
         return LevelChoice(settings.surface_level)
     views = clip.footage_views
-    masks = [foreground(clip.frames[v, :1]).masks[0] for v in views]
+    masks = [foreground(clip.frames[v, frame:frame + 1]).masks[0] for v in views]
     return choose_level(grid, bound, [clip.cameras[v] for v in views], masks)
 
 
@@ -238,7 +238,8 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
 
     with progress.stage("marching_cubes"):
         grid = density_grid(lambda p: lrm.decoder(geometry.planes[0], p).density, settings.grid, lrm.config.bound)
-        choice = surface_level(clip, grid, lrm.config.bound, settings)
+        first = min(int(np.rint(positions[0])), frame_count - 1)  # the footage frame the mesh's triplane shows
+        choice = surface_level(clip, grid, lrm.config.bound, settings, first)
         mesh = extract_mesh(grid, lrm.config.bound, choice.level)
     with progress.stage("decimation"):
         mesh = decimate(mesh, settings.target_faces)
@@ -257,8 +258,8 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
                                "world_transform": world.tolist()})
 
     with progress.stage("tracking"):
-        tracked, kept_still = track_sequence(clip, models, geometry, vertices0, faces, keys, positions,
-                                             replace(settings, surface_level=choice.level), out, progress)
+        tracked, kept_still = track_sequence(clip, models, geometry, vertices0, faces, keys, positions, settings,
+                                             choice.level, out, progress)
 
     if settings.gaussians:
         with progress.stage("gaussians"):
@@ -283,13 +284,13 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
 
 
 def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, vertices0: np.ndarray, faces: np.ndarray,
-                   keys: list[int], positions: np.ndarray, settings: Settings, out: Path,
+                   keys: list[int], positions: np.ndarray, settings: Settings, level: float, out: Path,
                    progress: Progress) -> tuple[np.ndarray, int]:
     """Move the frame-0 vertices through every output position along the canonical chain, writing each
     frame as soon as it is final (centred smoothing needs its successor). Correspondences that disagree
     with their mesh neighbours are replaced; then the previous frame's mesh is registered onto this
-    frame's reconstructed surface by non-rigid ICP, with those correspondences as landmarks.
-    Returns the frames and how many of them no registration could place (they repeat the previous one)."""
+    frame's reconstructed surface (its isosurface at ``level``, as the frame-0 mesh's) by non-rigid ICP,
+    with those correspondences as landmarks. Returns the frames and how many of them no registration could place (they repeat the previous one)."""
     lrm = models.lrm
     chain = CanonicalChain(lrm, models.lrm_c, models.lim_c)
     size = lrm.config.image_size
@@ -329,7 +330,7 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
             # the field's own bias (it shrinks toward the object's centre) then cancels in the matching
             codes = canonical_at(models.lrm_c, segment.planes.pop(0), vertices0)
         for i, canonical_planes in zip(inside, segment.planes, strict=True):
-            surface = frame_surface(lrm, geometry.planes[i], settings.track_grid, settings.surface_level)
+            surface = frame_surface(lrm, geometry.planes[i], settings.track_grid, level)
             samples = np.asarray(surface.vertices, dtype=np.float32)
             moved = track_vertices(codes, samples, canonical_at(models.lrm_c, canonical_planes, samples))[first]
             if flow is not None:
