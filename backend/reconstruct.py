@@ -290,7 +290,8 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
     frame as soon as it is final (centred smoothing needs its successor). Correspondences that disagree
     with their mesh neighbours are replaced; then the previous frame's mesh is registered onto this
     frame's reconstructed surface (its isosurface at ``level``, as the frame-0 mesh's) by non-rigid ICP,
-    with those correspondences as landmarks. Returns the frames and how many of them no registration could place (they repeat the previous one)."""
+    with those correspondences as landmarks. Returns the frames and how many of them no registration could
+    place (they repeat the previous one)."""
     lrm = models.lrm
     chain = CanonicalChain(lrm, models.lrm_c, models.lim_c)
     size = lrm.config.image_size

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from backend.bench.results import append_row, device_description, today
 
-STAGES = ("lrm_lim", "marching_cubes", "decimation", "uv", "texture", "tracking", "outputs")
+STAGES = ("lrm_lim", "fit", "marching_cubes", "decimation", "uv", "texture", "tracking", "outputs")
 
 
 def run(frame_counts: list[int], seed: int, checkpoints: Path, results: Path, json_path: Path | None) -> dict:
@@ -95,7 +95,7 @@ def plots(folder: Path) -> list[Path]:
         frames = [r["frames"] for r in rows]
         bottom = [0.0] * len(rows)
         for stage in STAGES:
-            values = [r[f"{stage}_s"] / r["frames"] for r in rows]
+            values = [r.get(f"{stage}_s", 0.0) / r["frames"] for r in rows]  # rows from before a stage existed lack it
             ax.bar([str(f) for f in frames], values, bottom=bottom, label=stage)
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         ax.set_xlabel("frames in the clip")
