@@ -1,4 +1,5 @@
-"""Monocular clips: fit each keyframe's triplane to the footage, anchored to the model's own side views.
+"""Fit each frame's triplane to the footage: a multi-view clip to all its views; a monocular clip to its one
+view, anchored to the model's own side views (below, the monocular case, where the anchors matter).
 
 The LRM reads the input view next to generated views it cannot tell apart from it, so it hedges: seen
 from the input camera the result is hazier and looser than the matte. Per keyframe, an additive
@@ -12,6 +13,10 @@ rays and ruins the sides (measured: -2 dB novel-view PSNR_FG); anchored, the sid
 best guess and the input view takes the footage's outline. In-betweens start from the keyframes'
 corrections blended by their position, as the plane lift is (LIM's tokens carry the motion), and where
 the footage has that frame they take a few steps on it too.
+
+A multi-view clip needs no anchors: every view is footage, and together they hold the sides (world seeds
+1000000-3: views nobody filmed 16.9 -> 18.2 dB PSNR_FG; fitting keyframes alone, with blended in-betweens,
+gained nothing).
 """
 
 from __future__ import annotations

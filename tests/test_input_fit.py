@@ -7,13 +7,14 @@ import torch
 from backend.bench.interp import psnr
 from backend.input_fit import FitSettings, fit_to_footage
 from backend.io.cameras import ring_cameras
+from backend.io.clip_folder import ClipFolder
 from backend.io.matte import iou
 from backend.models.checkpoints import load_checkpoint
 from backend.models.mvdiffusion import elevation_of
 from backend.models.view_generators import TrainedViews
 from backend.monocular import monocular_clip
 from backend.pipeline import reconstruct_frames
-from backend.reconstruct import Models
+from backend.reconstruct import Models, Progress, Settings, fitted_frames
 from backend.render.volume import render_triplane
 from backend.world import make_object
 from backend.world.render import render_clip
@@ -97,13 +98,10 @@ def test_in_betweens_take_the_blend_of_their_keyframes_corrections_and_the_fit_r
                        case["mattes"][None], case["anchors"], FitSettings(steps=1, between_share=0))
 
 
-def test_a_multi_view_job_fits_every_footage_view_and_novel_views_gain(tmp_path) -> None:
+def test_a_multi_view_job_fits_every_footage_view_and_novel_views_gain() -> None:
     """Multi-view clips: all views are footage, none anchors; the job's frames fit the mattes of every view,
     and cameras nobody filmed see the object better too (world seeds 1000000-3, 32 frames, 30 steps:
     held-out PSNR_FG 16.9 -> 18.2 dB, IoU 0.74 -> 0.87)."""
-    from backend.io.clip_folder import ClipFolder
-    from backend.reconstruct import Progress, Settings, fitted_frames
-
     models = Models.load(CHECKPOINTS)
     obj = make_object(1000002)
     rng = np.random.default_rng([1000002, 5])
