@@ -108,7 +108,7 @@ def test_job_life_cycle_streams_frames_in_order_and_resumes(backend: Backend, cl
         fractions = [e["fraction"] for e in events if "fraction" in e]
         assert fractions == sorted(fractions) and 0.9 < fractions[-1] <= 1.0
         stages = [e["stage"] for e in events if e["type"] == Event.STAGE]
-        assert stages[:3] == ["decode", "lrm_lim", "marching_cubes"] and "tracking" in stages
+        assert stages[:4] == ["decode", "lrm_lim", "fit", "marching_cubes"] and "tracking" in stages
 
         status = client.get(f"{backend.url}/jobs/{job['id']}", headers=backend.headers).json()
         assert status["state"] == "done" and status["frames_done"] == 6
@@ -131,11 +131,12 @@ def test_job_life_cycle_streams_frames_in_order_and_resumes(backend: Backend, cl
 
 def test_retime_streams_sub_frame_in_betweens(backend: Backend, clip: Path) -> None:
     with httpx.Client() as client:
-        job = create(client, backend, clip=str(clip), quality="preview", frame_start=1, frame_end=4, retime=2)
+        job = create(client, backend, clip=str(clip), quality="preview", frame_start=1, frame_end=4, retime=2, fit_steps=0)
         events = sse_events(client, f"{backend.url}/jobs/{job['id']}/events", backend.headers)
         positions = [e["position"] for e in events if e["type"] == Event.FRAME]
         assert positions == [0.0, 0.5, 1.0, 1.5, 2.0]  # 3 input frames, an in-between after each
         assert events[-1]["type"] == Event.DONE
+        assert "fit" not in [e["stage"] for e in events if e["type"] == Event.STAGE]  # the request turned it off
 
 
 def test_cancel_stops_a_running_job_within_two_seconds(backend: Backend, clip: Path) -> None:
@@ -163,7 +164,7 @@ def test_killed_backend_restarts_with_an_honest_state(tmp_path: Path, clip: Path
     server = Backend(jobs)
     try:
         with httpx.Client() as client:
-            finished = create(client, server, clip=str(clip), quality="preview", frame_end=2)
+            finished = create(client, server, clip=str(clip), quality="preview", frame_end=2, fit_steps=0)
             assert sse_events(client, f"{server.url}/jobs/{finished['id']}/events", server.headers)[-1]["type"] == Event.DONE
             job = create(client, server, clip=str(clip), quality="final", retime=4)
             wait_for(client, server, job["id"], Event.FRAME, count=2)

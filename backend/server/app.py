@@ -47,6 +47,7 @@ class JobRequest(BaseModel):
     quality: Literal["preview", "final"] = "final"
     texture_size: int | None = Field(None, ge=16, le=16384)
     faces: int | None = Field(None, ge=100, le=10**7)
+    fit_steps: int | None = Field(None, ge=0, le=1000, description="steps fitting each keyframe to the footage (0: off)")
     monocular: bool = Field(False, description="one video from one camera: the other views are generated")
     mask: str | None = Field(None, description="monocular: a mask clip (white = object) overriding the matte")
     elevation_deg: float = Field(10.0, ge=-45.0, le=60.0, description="monocular: the camera's height over the object")

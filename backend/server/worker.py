@@ -87,7 +87,7 @@ def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
     log = EventLog(folder)
     settings = Settings.for_quality(request["quality"], stride=request["stride"], target_faces=request.get("faces"),
                                     texture_size=request.get("texture_size"), retime=request["retime"],
-                                    times=request.get("times"))
+                                    times=request.get("times"), fit_steps=request.get("fit_steps"))
     estimate: Estimate | None = None
 
     log.append(Event.STAGE, stage="decode", fraction=0.0, eta_s=None)
