@@ -40,7 +40,9 @@ def dense_flow(a: np.ndarray, b: np.ndarray, window: int = FLOW_WINDOW) -> np.nd
     return cv2.calcOpticalFlowFarneback(gray_a, gray_b, None, 0.5, 3, window, 5, 5, 1.1, 0)
 
 
-def foreground(frame: np.ndarray) -> np.ndarray:
+def not_white(frame: np.ndarray) -> np.ndarray:
+    """Pixels of a frame composited on white that are not the background: a cheap per-frame outline for
+    frames the pipeline already put on white (not backend.io.matte.foreground, which mattes raw footage)."""
     return np.any(frame < WHITE, axis=-1)
 
 
@@ -91,7 +93,7 @@ class FlowCanonical:
         grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), axis=-1)
         for v in self.views:
             rest = surface_map(vertices, faces, vertices, self.cameras[v])
-            rest[~foreground(frames[v, 0])] = np.nan
+            rest[~not_white(frames[v, 0])] = np.nan
             self.rest_maps[v] = rest
             self.origins[v] = np.where(np.isfinite(rest).all(axis=-1, keepdims=True), grid, np.nan)
 
@@ -100,7 +102,7 @@ class FlowCanonical:
         for f in range(self.frame + 1, frame + 1):
             for v in self.views:
                 backward = dense_flow(self.frames[v, f], self.frames[v, f - 1])
-                self.origins[v] = carry(self.origins[v], backward, foreground(self.frames[v, f]))
+                self.origins[v] = carry(self.origins[v], backward, not_white(self.frames[v, f]))
         self.frame = max(self.frame, frame)
 
     def canonical_map(self, view: int) -> np.ndarray:
