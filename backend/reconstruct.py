@@ -74,6 +74,8 @@ class Settings:
     fit_steps: int = 30  # Adam steps fitting each keyframe to the footage views (backend.input_fit); 0: off
     flow_tracking: bool = True  # where footage sees the surface, optical flow (not the learned field) gives its canonical coordinates
     landmark_weight: float = 0.1  # how hard the canonical matches pull on the tracked mesh (backend.mesh.track)
+    registration: str = "arap"  # how the mesh follows each frame's surface: "arap" or "nricp" (backend.mesh.track)
+    stiffness: float = 10.0  # ARAP's weight against the surface terms
     surface_level: float | None = None  # density of the mesh's isosurface; None: the one outlining the footage best
 
     @staticmethod
@@ -304,7 +306,8 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
     inverse = inverse.reshape(-1)
     welded_faces = inverse[faces]
     neighbours = vertex_neighbours(welded_faces, len(first))
-    follower = SurfaceFollower(vertices0[first], welded_faces, guess_weight=settings.landmark_weight)
+    follower = SurfaceFollower(vertices0[first], welded_faces, guess_weight=settings.landmark_weight,
+                               method=settings.registration, stiffness=settings.stiffness)
     flow = FlowCanonical(clip.frames, clip.cameras, clip.footage_views, vertices0[first], welded_faces) \
         if settings.flow_tracking and clip.footage_views else None
     stray = OUTLIER_FRACTION * float(np.linalg.norm(np.ptp(vertices0, axis=0)))

@@ -5,8 +5,9 @@ coordinates (where they sit at frame 0). A vertex of the frame-0 mesh is moved t
 canonical field equals its own canonical coordinate: its nearest samples in canonical space,
 then a local affine fit canonical -> position over those neighbours (sub-sample accuracy).
 Those matches are as noisy as the learned canonical field, so they are not the answer themselves: the
-previous frame's mesh is registered onto this frame's surface by non-rigid ICP, the matches pulling on
-it as landmarks (``SurfaceFollower``).
+previous frame's mesh is registered onto this frame's surface, the matches pulling on it as landmarks
+(``SurfaceFollower``): as rigidly as possible (``backend.mesh.arap``) by default, or by non-rigid ICP
+with per-vertex affine maps, which lets parts slide along the surface.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
 
+from backend.mesh.arap import register_arap
 from backend.mesh.extract import decimate
 from backend.mesh.nricp import nricp_amberg
 
@@ -130,9 +132,9 @@ class SurfaceFollower:
     """
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, max_vertices: int = 1000, neighbours: int = 4,
-                 guess_weight: float = 0.1) -> None:
+                 guess_weight: float = 0.1, method: str = "arap", stiffness: float = 10.0) -> None:
         self.vertices = np.asarray(vertices, dtype=np.float32)
-        self.guess_weight = guess_weight
+        self.guess_weight, self.method, self.stiffness = guess_weight, method, stiffness
         self.failures = 0  # frames on which no registration succeeded (the mesh kept its place)
         self.rest_vertices = self.vertices.copy()
         if len(vertices) <= max_vertices:
@@ -159,6 +161,16 @@ class SurfaceFollower:
         the mesh keeps its place for this frame.
         """
         landmarks = None if guesses is None else guesses[self.landmark_of]
+        if self.method == "arap":
+            for start in (self.proxy, self.rest_proxy) if len(surface.vertices) >= 4 else ():
+                moved = register_arap(self.rest_proxy, self.proxy_faces, start, np.asarray(surface.vertices),
+                                      np.asarray(surface.vertex_normals), landmarks, self.guess_weight, self.stiffness)
+                if np.isfinite(moved).all():
+                    self.vertices = self.rest_vertices + (self.weights[..., None] * (moved - self.rest_proxy)[self.index]).sum(axis=1)
+                    self.proxy = moved
+                    return self.vertices
+            self.failures += 1
+            return self.vertices
         for start in (self.proxy, self.rest_proxy):
             moved = register_to_surface(start, self.proxy_faces, surface, landmarks, self.guess_weight)
             if moved is not None:
