@@ -46,7 +46,8 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.what == "track":
         from backend.bench.track import run as run_track
 
-        run_track(parse_seeds(args.seeds), Path(args.checkpoints), Path(args.results), json_path, args.config)
+        gltf = [Path(p) for p in args.gltf] if args.gltf else None
+        run_track(parse_seeds(args.seeds), Path(args.checkpoints), Path(args.results), json_path, args.config, gltf)
     elif args.what == "scale":
         from backend.bench.scale import run as run_scale
 
@@ -159,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--config", default="tiny", help="model config (speed: comma-separated list)")
     bench.add_argument("--checkpoints", default="backend/checkpoints", help="folder of checkpoints (lrm/, lim/, ...)")
     bench.add_argument("--device", default=None, help="speed: cpu or cuda")
-    bench.add_argument("--gltf", nargs="*", default=None, help="interp: evaluate on these animated glTF assets instead")
+    bench.add_argument("--gltf", nargs="*", default=None, help="interp, track: evaluate on these animated glTF assets instead")
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
     bench.add_argument("--jobs", type=int, default=20, help="service: consecutive jobs of the soak")
     bench.add_argument("--sizes", default=None, help="scale: clip lengths in frames (default 16,64,256)")

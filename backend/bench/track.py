@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,8 @@ from scipy.spatial import cKDTree
 
 from backend.bench.interp import psnr
 from backend.bench.results import append_row, device_description, today
-from backend.io.cameras import ring_cameras
-from backend.io.clip_folder import read_clip_folder
+from backend.io.cameras import Camera, ring_cameras
+from backend.io.clip_folder import ClipFolder, read_clip_folder
 from backend.mesh.track import mesh_quality
 from backend.pipeline import output_positions
 from backend.reconstruct import Models, Progress, Settings, fitted_frames, reconstruct
@@ -46,12 +47,48 @@ def chamfer(a: np.ndarray, mesh: trimesh.Trimesh, samples: int = 5000) -> float:
     return float((d_ab + d_ba) / 2)
 
 
-def evaluate_seed(seed: int, models: Models, settings: Settings) -> dict[str, float]:
+@dataclass
+class TrackCase:
+    """One clip to track: its input views, the true mesh sequence, and held-out views of the truth."""
+
+    name: str
+    clip: ClipFolder  # the views the job reads
+    truth: object  # vertices_at(t), faces, canonical_vertices: one topology through time
+    held_out: list[Camera]
+    truth_rgb: np.ndarray  # (V, F, H, W, 3) in [0, 1], over white
+    truth_mask: np.ndarray  # (V, F, H, W) bool
+
+
+def world_case(seed: int) -> TrackCase:
     obj = make_object(seed)
     with tempfile.TemporaryDirectory(prefix="lim4d-track-") as tmp:
-        clip_dir, job = Path(tmp) / "clip", Path(tmp) / "job"
-        write_world_clip(clip_dir, seed, VIEWS, FRAMES, SIZE)
-        clip = read_clip_folder(clip_dir)
+        write_world_clip(Path(tmp), seed, VIEWS, FRAMES, SIZE)
+        clip = read_clip_folder(tmp)
+    held_out = ring_cameras(2, np.random.default_rng([seed, 17]), size=SIZE)
+    truth = render_clip(obj, held_out, clip.times, supersample=2)
+    return TrackCase(str(seed), clip, obj, held_out, truth.composite().astype(np.float32) / 255, truth.mask)
+
+
+def gltf_case(asset: Path) -> TrackCase:
+    """A real animated asset rendered by Blender from VIEWS + 2 cameras: the first VIEWS are the input, the
+    other two judge; the ground truth is Blender's evaluated mesh at every frame (one topology)."""
+    from backend.world.gltf_clip import MeshSequence, write_gltf_clip
+
+    with tempfile.TemporaryDirectory(prefix="lim4d-track-") as tmp:
+        write_gltf_clip(Path(tmp), asset, None, VIEWS + 2, FRAMES, SIZE)
+        every = read_clip_folder(tmp)
+        vertices = np.load(Path(tmp) / "gt" / "vertices.npz")["vertices"].astype(np.float64)
+        faces = np.load(Path(tmp) / "gt" / "mesh.npz")["faces"]
+        masks = np.stack([np.load(Path(tmp) / "gt" / f"view_{v:02d}.npz")["alpha"] > 0.5 for v in range(VIEWS, VIEWS + 2)])
+    clip = ClipFolder(every.frames[:VIEWS], every.cameras[:VIEWS], every.times, every.fps)
+    return TrackCase(asset.name, clip, MeshSequence(vertices, faces, every.times), every.cameras[VIEWS:],
+                     every.frames[VIEWS:].astype(np.float32) / 255, masks)
+
+
+def evaluate_case(case: TrackCase, models: Models, settings: Settings) -> dict[str, float]:
+    clip, obj, held_out = case.clip, case.truth, case.held_out
+    with tempfile.TemporaryDirectory(prefix="lim4d-track-") as tmp:
+        job = Path(tmp) / "job"
         geometry = fitted_frames(models, clip, settings, output_positions(FRAMES), Progress())  # as the job makes it
         timings = reconstruct(clip, models, job, settings, geometry=geometry)["timings_s"]
         mesh = np.load(job / "mesh.npz")
@@ -63,8 +100,6 @@ def evaluate_seed(seed: int, models: Models, settings: Settings) -> dict[str, fl
     bary = trimesh.triangles.points_to_barycentric(truth0.triangles[triangle], closest)
     diagonal = np.linalg.norm(np.ptp(obj.canonical_vertices, axis=0))
     errors, static, chamfers = [], [], []
-    held_out = ring_cameras(2, np.random.default_rng([seed, 17]), size=SIZE)
-    truth_images = render_clip(obj, held_out, clip.times, supersample=2)
     lrm = models.lrm
     psnr_tracked, psnr_untracked, full_tracked, full_untracked = [], [], [], []
     for f, t in enumerate(clip.times):
@@ -74,10 +109,10 @@ def evaluate_seed(seed: int, models: Models, settings: Settings) -> dict[str, fl
         static.append(np.linalg.norm(tracked[0] - truth_points, axis=1) / diagonal * 100)  # a mesh that never moves
         chamfers.append(chamfer(tracked[f], trimesh.Trimesh(posed, obj.faces, process=False)))
         untracked = render_triplane(lrm, geometry.planes[f], held_out)["rgb"].clamp(0, 1).numpy()
-        gt = truth_images.composite()[:, f].astype(np.float32) / 255
+        gt, mask = case.truth_rgb[:, f], case.truth_mask[:, f]
         rendered = [render_textured(tracked[f], faces, uvs, texture, camera) for camera in held_out]
-        psnr_tracked.append([psnr(rendered[v], gt[v], truth_images.mask[v, f]) for v in range(len(held_out))])
-        psnr_untracked.append([psnr(untracked[v], gt[v], truth_images.mask[v, f]) for v in range(len(held_out))])
+        psnr_tracked.append([psnr(rendered[v], gt[v], mask[v]) for v in range(len(held_out))])
+        psnr_untracked.append([psnr(untracked[v], gt[v], mask[v]) for v in range(len(held_out))])
         # the whole image too: PSNR over the true foreground alone never sees a mesh spill past the outline
         full_tracked.append([psnr(rendered[v], gt[v]) for v in range(len(held_out))])
         full_untracked.append([psnr(untracked[v], gt[v]) for v in range(len(held_out))])
@@ -101,15 +136,22 @@ def evaluate_seed(seed: int, models: Models, settings: Settings) -> dict[str, fl
     }
 
 
-def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | None, config_name: str = "tiny") -> dict:
+def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | None, config_name: str = "tiny",
+        gltf: list[Path] | None = None) -> dict:
+    """World seeds, or (``gltf``) real animated assets in place of them."""
     models = Models.load(checkpoints)
     settings = Settings(target_faces=4000, texture_size=256, gaussian_count=2000)
     started = time.perf_counter()
-    rows = [evaluate_seed(seed, models, settings) for seed in seeds]
+    cases = (gltf_case(asset) for asset in gltf) if gltf else (world_case(seed) for seed in seeds)
+    names, rows = [], []
+    for case in cases:
+        names.append(case.name)
+        rows.append(evaluate_case(case, models, settings))
     figures = {key: np.round(np.mean([r[key] for r in rows], axis=0), 3).tolist() for key in rows[0]}
     figures["psnr_gap_db"] = round(figures["psnr_untracked"] - figures["psnr_tracked"], 3)
     figures["psnr_gap_full_db"] = round(figures["psnr_untracked_full"] - figures["psnr_tracked_full"], 3)
-    figures.update({"config": config_name, "device": device_description(), "date": today(), "seeds": seeds,
+    figures.update({"config": config_name, "device": device_description(), "date": today(),
+                    "seeds": [] if gltf else seeds, "assets": [p.name for p in gltf or []],
                     "frames": FRAMES, "seconds": round(time.perf_counter() - started, 1)})
     print(json.dumps(figures, indent=1))
     if json_path:
@@ -118,7 +160,7 @@ def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | No
                ["date", "device", "config", "seeds", "vertex error mean / p95 (% diag)", "flipped %", "Chamfer",
                 "PSNR tracked / untracked (gap)", "static mesh error (% diag)",
                 "s: marching cubes / decimation / UV / bake / tracking per frame"],
-               [figures["date"], figures["device"], config_name, f"{seeds[0]}–{seeds[-1]}",
+               [figures["date"], figures["device"], config_name, ", ".join(names) if gltf else f"{seeds[0]}–{seeds[-1]}",
                 f"{figures['vertex_error_mean_pct']} / {figures['vertex_error_p95_pct']}", str(figures["flipped_pct"]),
                 str(figures["chamfer"]), f"{figures['psnr_tracked']} / {figures['psnr_untracked']} ({figures['psnr_gap_db']}); "
                 f"whole image {figures['psnr_tracked_full']} / {figures['psnr_untracked_full']} ({figures['psnr_gap_full_db']})",
