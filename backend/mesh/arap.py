@@ -61,6 +61,9 @@ def register_arap(rest: np.ndarray, faces: np.ndarray, start: np.ndarray, points
     laplacian = sparse.diags(np.asarray(adjacency.sum(axis=1)).ravel()) - adjacency
     smooth = sparse.kron(laplacian, sparse.identity(3), format="csr")
     has_guess = np.zeros(count, bool) if guesses is None else np.isfinite(guesses).all(axis=1)
+    # the sparsity of the per-vertex 3x3 blocks of the data terms
+    rows = np.repeat(np.arange(3 * count).reshape(count, 3), 3, axis=1).ravel()
+    cols = np.tile(np.arange(3 * count).reshape(count, 3), (1, 3)).ravel()
     tree = cKDTree(points)
     x = np.asarray(start, dtype=np.float64).copy()
     for _ in range(iterations):
@@ -91,8 +94,6 @@ def register_arap(rest: np.ndarray, faces: np.ndarray, start: np.ndarray, points
         if has_guess.any():
             diagonal[has_guess] += guess_weight * np.eye(3)
             data_rhs[has_guess] += guess_weight * guesses[has_guess]
-        rows = np.repeat(np.arange(3 * count).reshape(count, 3), 3, axis=1).ravel()
-        cols = np.tile(np.arange(3 * count).reshape(count, 3), (1, 3)).ravel()
         # a faint pull toward the start keeps parts with no surface in reach from floating freely (singular)
         diagonal += 1e-4 * np.eye(3)
         data_rhs += 1e-4 * start

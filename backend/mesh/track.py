@@ -124,7 +124,8 @@ def register_to_surface(vertices: np.ndarray, faces: np.ndarray, surface: trimes
 
 
 class SurfaceFollower:
-    """Carries a mesh from frame to frame onto each frame's surface (``register_to_surface``).
+    """Carries a mesh from frame to frame onto each frame's surface: ``method`` "arap" (``register_arap``,
+    ``stiffness`` against the surface terms) or "nricp" (``register_to_surface``).
 
     The registration's cost grows with the mesh, so a mesh over ``max_vertices`` is registered through
     a decimated proxy whose motion every vertex takes from its nearest proxy vertices (inverse-distance
@@ -134,6 +135,8 @@ class SurfaceFollower:
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, max_vertices: int = 1000, neighbours: int = 4,
                  guess_weight: float = 0.1, method: str = "arap", stiffness: float = 10.0) -> None:
         self.vertices = np.asarray(vertices, dtype=np.float32)
+        if method not in ("arap", "nricp"):
+            raise ValueError(f"unknown registration {method!r}; choose arap or nricp")
         self.guess_weight, self.method, self.stiffness = guess_weight, method, stiffness
         self.failures = 0  # frames on which no registration succeeded (the mesh kept its place)
         self.rest_vertices = self.vertices.copy()
@@ -153,6 +156,16 @@ class SurfaceFollower:
         self.weights = (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
         self.landmark_of = cKDTree(self.vertices).query(self.proxy)[1]  # each proxy vertex's nearest mesh vertex
 
+    def _register(self, start: np.ndarray, surface: trimesh.Trimesh, landmarks: np.ndarray | None) -> np.ndarray | None:
+        """The proxy registered onto ``surface`` from ``start``; None when there is no solution."""
+        if self.method == "nricp":
+            return register_to_surface(start, self.proxy_faces, surface, landmarks, self.guess_weight)
+        if len(surface.vertices) < 4:
+            return None
+        moved = register_arap(self.rest_proxy, self.proxy_faces, start, np.asarray(surface.vertices),
+                              np.asarray(surface.vertex_normals), landmarks, self.guess_weight, self.stiffness)
+        return moved if np.isfinite(moved).all() else None
+
     def step(self, surface: trimesh.Trimesh, guesses: np.ndarray | None = None) -> np.ndarray:
         """The mesh's vertices on ``surface``; ``guesses``: the canonical matches for every mesh vertex.
 
@@ -161,18 +174,8 @@ class SurfaceFollower:
         the mesh keeps its place for this frame.
         """
         landmarks = None if guesses is None else guesses[self.landmark_of]
-        if self.method == "arap":
-            for start in (self.proxy, self.rest_proxy) if len(surface.vertices) >= 4 else ():
-                moved = register_arap(self.rest_proxy, self.proxy_faces, start, np.asarray(surface.vertices),
-                                      np.asarray(surface.vertex_normals), landmarks, self.guess_weight, self.stiffness)
-                if np.isfinite(moved).all():
-                    self.vertices = self.rest_vertices + (self.weights[..., None] * (moved - self.rest_proxy)[self.index]).sum(axis=1)
-                    self.proxy = moved
-                    return self.vertices
-            self.failures += 1
-            return self.vertices
         for start in (self.proxy, self.rest_proxy):
-            moved = register_to_surface(start, self.proxy_faces, surface, landmarks, self.guess_weight)
+            moved = self._register(start, surface, landmarks)
             if moved is not None:
                 rest = self.vertices if start is self.proxy else self.rest_vertices
                 self.vertices = rest + (self.weights[..., None] * (moved - start)[self.index]).sum(axis=1)
