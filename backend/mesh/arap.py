@@ -15,15 +15,10 @@ Each iteration alternates the two ARAP steps with fresh closest points: best rot
 from __future__ import annotations
 
 import numpy as np
+import trimesh
 from scipy import sparse
 from scipy.sparse.linalg import spsolve
 from scipy.spatial import cKDTree
-
-
-def edge_list(faces: np.ndarray) -> np.ndarray:
-    """Each undirected edge of the faces once (E, 2)."""
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    return np.unique(np.sort(edges, axis=1), axis=0)
 
 
 def best_rotations(rest: np.ndarray, current: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -50,7 +45,7 @@ def register_arap(rest: np.ndarray, faces: np.ndarray, start: np.ndarray, points
     (canonical matches), pulling with ``guess_weight``. ``reach``: closest points farther than this share of
     the mesh's size are ignored (the surface there belongs to something else)."""
     count = len(rest)
-    edges = edge_list(faces)
+    edges = trimesh.Trimesh(rest, faces, process=False).edges_unique  # each undirected edge once
     size = float(np.linalg.norm(np.ptp(rest, axis=0)))
     cutoff = reach * size
     # uniform-weight graph Laplacian (each edge counted from both ends), per coordinate
