@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--generated-views", type=float, default=0.0,
                        help="LRM: share of scenes whose views 1.. come from the diffusion model (monocular robustness)")
     train.add_argument("--views-model", default="backend/checkpoints/mvdiff", help="LRM: the diffusion model for --generated-views")
+    train.add_argument("--data-offset", type=int, default=0,
+                       help="draw step s's scenes as step s + N would (a warm start sees new scenes)")
     train.add_argument("--init", default=None, help="warm start from this checkpoint (e.g. canonical from backend/checkpoints/lrm)")
     train.set_defaults(handler=_train)
 

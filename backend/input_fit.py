@@ -49,6 +49,9 @@ class FitSettings:
     between_anchored: bool = True
     anchor_rays: int | None = None  # random rays per anchor view and step (None: ``rays``)
     between_anchor_scale: float = 0.25
+    # the correction as a sum of planes at these fractions of the triplane's resolution (1: full); Adam moves
+    # every texel a ray touches by about lr a step, so a full-resolution correction alone comes out grainy
+    scales: tuple[int, ...] = (1,)
 
     @property
     def between_steps(self) -> int:
@@ -74,10 +77,13 @@ def fit_planes(lrm, planes: torch.Tensor, cameras: list[Camera], rgb: np.ndarray
         origins, dirs, _ = camera_rays(anchors, device)
         groups.append((origins, dirs, kept["rgb"].reshape(len(anchors), -1, 3), kept["alpha"].reshape(len(anchors), -1),
                        settings.anchor_rays or settings.rays, settings.anchor_weight))
-    correction = (torch.zeros_like(planes) if start is None else start.to(device).clone()).requires_grad_(True)
-    optimiser = torch.optim.Adam([correction], lr=settings.lr)
+    base = planes if start is None else planes + start.to(device)
+    resolution = planes.shape[-1]
+    parts = [torch.zeros(*planes.shape[:-2], resolution // s, resolution // s, device=device, requires_grad=True)
+             for s in settings.scales]
+    optimiser = torch.optim.Adam(parts, lr=settings.lr)
     generator = torch.Generator().manual_seed(settings.seed)
-    field = lambda points: lrm.decoder(planes + correction, points)  # noqa: E731
+    field = lambda points: lrm.decoder(base + _summed(parts, resolution), points)  # noqa: E731
     frozen = [p.requires_grad for p in lrm.parameters()]
     for p in lrm.parameters():
         p.requires_grad_(False)
@@ -109,7 +115,20 @@ def fit_planes(lrm, planes: torch.Tensor, cameras: list[Camera], rgb: np.ndarray
     finally:
         for p, flag in zip(lrm.parameters(), frozen, strict=True):
             p.requires_grad_(flag)
-    return correction.detach().cpu()
+    correction = _summed(parts, resolution).detach()
+    return (correction if start is None else start.to(device) + correction).cpu()
+
+
+def _summed(parts: list[torch.Tensor], resolution: int) -> torch.Tensor:
+    """The pyramid's levels upsampled to ``resolution`` and added."""
+    total = 0
+    for part in parts:
+        if part.shape[-1] != resolution:
+            flat = part.reshape(-1, *part.shape[-3:])
+            flat = torch.nn.functional.interpolate(flat, size=(resolution, resolution), mode="bilinear", align_corners=False)
+            part = flat.reshape(*part.shape[:-2], resolution, resolution)
+        total = total + part
+    return total
 
 
 def fit_to_footage(lrm, geometry: Reconstruction, positions: np.ndarray, cameras: list[Camera], frames: np.ndarray,

@@ -72,11 +72,15 @@ class Settings:
     retime: float = 1.0  # output frames per input frame (> 1: in-betweens from LIM's continuous time)
     times: list[float] | None = None  # or exactly these frame positions
     fit_steps: int = 30  # Adam steps fitting each keyframe to the footage views (backend.input_fit); 0: off
+    fit_scales: tuple[int, ...] = (1,)  # the fit's correction pyramid (backend.input_fit.FitSettings.scales)
     flow_tracking: bool = True  # where footage sees the surface, optical flow (not the learned field) gives its canonical coordinates
     landmark_weight: float = 0.1  # how hard the canonical matches pull on the tracked mesh (backend.mesh.track)
     registration: str = "arap"  # how the mesh follows each frame's surface: "arap" or "nricp" (backend.mesh.track)
     stiffness: float = 10.0  # ARAP's weight against the surface terms
     surface_level: float | None = None  # density of the mesh's isosurface; None: the one outlining the footage best
+
+    def fit_settings(self, seed: int = 0) -> FitSettings:
+        return FitSettings(steps=self.fit_steps, seed=seed, scales=tuple(self.fit_scales))
 
     @staticmethod
     def for_quality(quality: str, **overrides: object) -> Settings:
@@ -182,7 +186,7 @@ def fitted_frames(models: Models, clip: ClipFolder, settings: Settings, position
         if mattes is None:
             mattes = np.stack([foreground(clip.frames[v]).masks for v in footage]).astype(np.float32)
         geometry = fit_to_footage(lrm, geometry, wanted, [clip.cameras[v] for v in footage], clip.frames[footage], mattes,
-                                  [clip.cameras[v] for v in clip.generated_views], FitSettings(steps=settings.fit_steps, seed=seed))
+                                  [clip.cameras[v] for v in clip.generated_views], settings.fit_settings(seed))
     keep = np.searchsorted(wanted, positions)
     return Reconstruction([geometry.planes[i] for i in keep], geometry.keyframes, geometry.times[keep])
 

@@ -141,7 +141,7 @@ class Prefetched:
 
 
 # settings that define what a run trains; a resumed run must keep them
-FIXED_ON_RESUME = ("target", "config", "lrm", "no_causal", "generated_views")
+FIXED_ON_RESUME = ("target", "config", "lrm", "no_causal", "generated_views", "data_offset")
 
 
 def run_arguments(args: Any) -> dict[str, Any]:
@@ -204,11 +204,13 @@ def run_training(env: Distributed, out: Path, kind: str, model: nn.Module, optim
     if env.main:
         log.truncate_after(start)
     started = time.perf_counter()
+    # a warm-started run draws its scenes from further along the seed stream, not the ones its start saw
+    offset = getattr(args, "data_offset", 0)
     for step in range(start, args.steps):
-        seed_step(step, env.rank, salt)
+        seed_step(step + offset, env.rank, salt)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.lr, args.warmup, args.steps)
-        batch = {k: v.to(env.device) for k, v in batch_for_step(step).items()}
+        batch = {k: v.to(env.device) for k, v in batch_for_step(step + offset).items()}
         with env.autocast():
             losses = objective(batch)
             total = weighted_total(losses)
