@@ -72,7 +72,9 @@ class Settings:
     retime: float = 1.0  # output frames per input frame (> 1: in-betweens from LIM's continuous time)
     times: list[float] | None = None  # or exactly these frame positions
     fit_steps: int = 30  # Adam steps fitting each keyframe to the footage views (backend.input_fit); 0: off
-    fit_scales: tuple[int, ...] = (1,)  # the fit's correction pyramid (backend.input_fit.FitSettings.scales)
+    # the fit's correction as a pyramid of planes at 1, 1/2, 1/4, 1/8 resolution (backend.input_fit.FitSettings.scales):
+    # world seeds 1000001-3, views nobody filmed 17.4 -> 19.1 dB PSNR_FG (a single full-resolution correction: (1,))
+    fit_scales: tuple[int, ...] = (1, 2, 4, 8)
     flow_tracking: bool = True  # where footage sees the surface, optical flow (not the learned field) gives its canonical coordinates
     landmark_weight: float = 0.1  # how hard the canonical matches pull on the tracked mesh (backend.mesh.track)
     registration: str = "arap"  # how the mesh follows each frame's surface: "arap" or "nricp" (backend.mesh.track)
