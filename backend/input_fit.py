@@ -49,7 +49,7 @@ class FitSettings:
     between_anchored: bool = True
     anchor_rays: int | None = None  # random rays per anchor view and step (None: ``rays``)
     between_anchor_scale: float = 0.25
-    # the correction as a sum of planes at these fractions of the triplane's resolution (1: full); Adam moves
+    # the correction as a sum of planes at 1/s of the triplane's resolution for each s (1: full); Adam moves
     # every texel a ray touches by about lr a step, so a full-resolution correction alone comes out grainy
     scales: tuple[int, ...] = (1,)
 
