@@ -83,7 +83,6 @@ def fit_planes(lrm, planes: torch.Tensor, cameras: list[Camera], rgb: np.ndarray
              for s in settings.scales]
     optimiser = torch.optim.Adam(parts, lr=settings.lr)
     generator = torch.Generator().manual_seed(settings.seed)
-    field = lambda points: lrm.decoder(base + _summed(parts, resolution), points)  # noqa: E731
     frozen = [p.requires_grad for p in lrm.parameters()]
     for p in lrm.parameters():
         p.requires_grad_(False)
@@ -97,6 +96,8 @@ def fit_planes(lrm, planes: torch.Tensor, cameras: list[Camera], rgb: np.ndarray
                     rows = torch.arange(views, device=device)[:, None]
                     picked.append((group_origins[rows, picks].reshape(-1, 3), group_dirs[rows, picks].reshape(-1, 3),
                                    group_rgb[rows, picks], group_alpha[rows, picks]))
+                fitted = base + _summed(parts, resolution)  # once a step: the renderer queries the field twice
+                field = lambda points, fitted=fitted: lrm.decoder(fitted, points)  # noqa: E731
                 with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                     torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))  # the ray jitter's draws
                     out = render_rays(field, torch.cat([p[0] for p in picked])[None], torch.cat([p[1] for p in picked])[None],
