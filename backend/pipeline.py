@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from backend.io.cameras import Camera
 from backend.models.lim import LIM
 from backend.models.lrm import LRM, camera_projections
+from backend.models.view_flow import lifted_along_flow
 
 
 @dataclass
@@ -62,12 +63,13 @@ def segment_of(position: float, keys: list[int]) -> tuple[int, int]:
 
 @torch.no_grad()
 def reconstruct_frames(lrm: LRM, lim: LIM, frames: np.ndarray, cameras: list[Camera], times: np.ndarray,
-                       stride: int = 4, positions: np.ndarray | None = None) -> Reconstruction:
+                       stride: int = 4, positions: np.ndarray | None = None, flow_lift: bool = True) -> Reconstruction:
     """frames (V, F, H, W, 3) uint8 from posed cameras -> a triplane at every output position (default: each frame).
 
     Keyframes go through the LRM; any position between keyframes k and k+1 (sub-frame ones too) is
-    LIM(F_k, I_{k+1}, α) at the clip's own time, all in one batch per segment. The networks run on
-    their own device (a GPU when the backend has one); the triplanes come back on the CPU.
+    LIM(F_k, I_{k+1}, α) at the clip's own time, all in one batch per segment, its colour (the plane lift)
+    read from the keyframes' views moved to α along optical flow (``flow_lift``; else their lifts blended).
+    The networks run on their own device (a GPU when the backend has one); the triplanes come back on the CPU.
     """
     size = lrm.config.image_size
     device = next(lrm.parameters()).device
@@ -93,7 +95,9 @@ def reconstruct_frames(lrm: LRM, lim: LIM, frames: np.ndarray, cameras: list[Cam
         start = outputs[k]
         hop = lim(start.tokens.expand(n, -1, -1), [f.expand(n, -1, -1) for f in start.features],
                   inputs[nxt][None].expand(n, -1, -1, -1, -1), alphas, outputs[nxt].tokens.expand(n, -1, -1))
-        segment_planes = lrm.tokens_to_planes(hop.tokens, LRM.lifted_between(start, outputs[nxt], alphas)).cpu()
+        lifted = (lifted_along_flow(lrm, inputs[k], inputs[nxt], projections[0], alphas) if flow_lift
+                  else LRM.lifted_between(start, outputs[nxt], alphas))
+        segment_planes = lrm.tokens_to_planes(hop.tokens, lifted).cpu()
         for row, index in enumerate(indices):
             planes[index] = segment_planes[row:row + 1]
     return Reconstruction(planes, keys, position_times)

@@ -2,7 +2,9 @@
 
 Per evaluation seed: keyframes k and k+1 four frames apart (of a 32-frame clip), 4 ring input
 cameras, 2 novel cameras that the models never see; at α in {0.25, 0.5, 0.75}:
-  lim / lim_no_causal  T̂(k+α) = LIM(F_k, I_{k+1}, α)
+  lim / lim_no_causal  T̂(k+α) = LIM(F_k, I_{k+1}, α), its colour (the plane lift) read from the keyframes'
+                       views moved to k+α along optical flow (models/view_flow.py)
+  lim_blended_lift     the same LIM tokens with the keyframes' plane lifts blended (the lift before session 13)
   linear               (1−α)·LRM(I_k) + α·LRM(I_{k+1})
   image_flow           LRM on input views interpolated in image space with optical flow
   oracle               LRM on the true input views at k+α
@@ -21,11 +23,11 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-from backend.bench.flow import interpolate_frame
 from backend.bench.results import append_row, device_description, today
 from backend.io.cameras import Camera
 from backend.models.checkpoints import load_checkpoint
 from backend.models.lrm import camera_projections
+from backend.models.view_flow import lifted_along_flow, views_between
 from backend.render.volume import render_triplane
 from backend.train.data import random_cameras, render_views
 from backend.world import make_object
@@ -65,9 +67,7 @@ class Case:
 
 
 def _flow_views(first: Keyframe, second: Keyframe, alpha: float) -> torch.Tensor:
-    frames = [interpolate_frame((a.numpy() * 255).round().astype(np.uint8), (b.numpy() * 255).round().astype(np.uint8), alpha)
-              for a, b in zip(first.rgb, second.rgb, strict=True)]
-    rgb = torch.as_tensor(np.stack(frames)).float().permute(0, 3, 1, 2) / 255
+    rgb = views_between(first.model_input[:, :3], second.model_input[:, :3], torch.tensor([alpha]))[0]
     return torch.cat([rgb, first.model_input[:, 3:]], dim=1)
 
 
@@ -129,9 +129,14 @@ def evaluate_case(case: Case, lrm, lims: dict[str, torch.nn.Module]) -> dict[str
             "linear": (1 - alpha) * out_k.planes + alpha * out_1.planes,
             "image_flow": lrm(_flow_views(case.first, case.second, alpha)[None], projections).planes,
         }
+        lifted = lifted_along_flow(lrm, case.first.model_input, case.second.model_input, case.first.projections,
+                                   torch.tensor([alpha]))
         for name, lim in lims.items():
             hop = lim(out_k.tokens, out_k.features, case.second.model_input[None], torch.tensor([alpha]), out_1.tokens)
-            planes[name] = lrm.tokens_to_planes(hop.tokens, lrm.lifted_between(out_k, out_1, torch.tensor([alpha])))
+            planes[name] = lrm.tokens_to_planes(hop.tokens, lifted)
+            if name == "lim":
+                blended = lrm.lifted_between(out_k, out_1, torch.tensor([alpha]))
+                planes["lim_blended_lift"] = lrm.tokens_to_planes(hop.tokens, blended)
         for name, p in planes.items():
             image = render_triplane(lrm, p, target.cameras)["rgb"].clamp(0, 1).numpy()
             for view, (gt, mask) in enumerate(zip(target.rgb, target.mask, strict=True)):

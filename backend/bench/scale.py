@@ -59,10 +59,10 @@ def plots(folder: Path) -> list[Path]:
     sources = [(name, folder / file) for name, file in (("procedural seeds", "interp.json"), ("glTF assets", "interp_gltf.json"))
                if (folder / file).is_file()]
     if sources:
-        fig, axes = plt.subplots(1, len(sources), figsize=(5 * len(sources), 3.6), squeeze=False)
+        fig, axes = plt.subplots(1, len(sources), figsize=(6 * len(sources), 3.6), squeeze=False)
         for ax, (name, path) in zip(axes[0], sources, strict=True):
             methods = json.loads(path.read_text())["methods"]
-            order = [m for m in ("linear", "lim_no_causal", "lim", "image_flow", "oracle") if m in methods]
+            order = [m for m in ("linear", "lim_blended_lift", "lim_no_causal", "lim", "image_flow", "oracle") if m in methods]
             ax.bar(order, [methods[m]["psnr_fg"] for m in order], color="#4a7dbd")
             low = min(methods[m]["psnr_fg"] for m in order)
             ax.set_ylim(low - 1.0, max(methods[m]["psnr_fg"] for m in order) + 0.5)

@@ -26,18 +26,13 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from backend.io.cameras import Camera
+from backend.io.optical_flow import dense_flow
 from backend.mesh.track import track_vertices
 from backend.render.raster import interpolate, rasterize
 
 FLOW_WINDOW = 21  # Farneback averaging window (pixels): wide, because small low-texture parts give little to match
 OBSERVED_FRACTION = 0.03  # a vertex with a footage sample this close in canonical space (of the mesh's size) was seen
 WHITE = 250  # frames are composited over white: a pixel with any channel under this is foreground
-
-
-def dense_flow(a: np.ndarray, b: np.ndarray, window: int = FLOW_WINDOW) -> np.ndarray:
-    """For each pixel of uint8 RGB frame ``a``: its displacement (H, W, 2) to where it is in ``b``."""
-    gray_a, gray_b = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (a, b))
-    return cv2.calcOpticalFlowFarneback(gray_a, gray_b, None, 0.5, 3, window, 5, 5, 1.1, 0)
 
 
 def not_white(frame: np.ndarray) -> np.ndarray:
@@ -101,7 +96,7 @@ class FlowCanonical:
         """Carry the maps forward to ``frame`` (frames only ever advance)."""
         for f in range(self.frame + 1, frame + 1):
             for v in self.views:
-                backward = dense_flow(self.frames[v, f], self.frames[v, f - 1])
+                backward = dense_flow(self.frames[v, f], self.frames[v, f - 1], FLOW_WINDOW)
                 self.origins[v] = carry(self.origins[v], backward, not_white(self.frames[v, f]))
         self.frame = max(self.frame, frame)
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from backend.models.checkpoints import load_checkpoint, warm_start
 from backend.models.lim import LIM
+from backend.models.view_flow import lifted_along_flow
 from backend.train.data import random_cameras, render_views, stack_views, training_seed
 from backend.train.losses import causal_consistency, rendering_losses
 from backend.train.run import Distributed, Objective, check_resume, load_state, run_training
@@ -65,6 +66,16 @@ def optimizer_for(model: torch.nn.Module, lr: float = 2e-4) -> torch.optim.Optim
     return torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
 
 
+def lifted_between_keyframes(lrm: torch.nn.Module, batch: dict[str, torch.Tensor], start, following) -> torch.Tensor | None:
+    """The plane lift at k+α as inference makes it: the keyframes' views moved along optical flow, when both
+    keyframes are known; else (the canonical chain) keyframe k's."""
+    if following is None or lrm.plane_lift is None:
+        return lrm.lifted_between(start, following, batch["interp_alpha"])
+    return torch.cat([lifted_along_flow(lrm, first, second, projections, alpha[None])
+                      for first, second, projections, alpha in zip(batch["views_k"], batch["views_next"],
+                                                                    batch["projections"], batch["interp_alpha"], strict=True)])
+
+
 def lim_step(lim: torch.nn.Module, lrm: torch.nn.Module, batch: dict[str, torch.Tensor], rays: int,
              causal: bool) -> dict[str, torch.Tensor]:
     with torch.no_grad():
@@ -73,7 +84,7 @@ def lim_step(lim: torch.nn.Module, lrm: torch.nn.Module, batch: dict[str, torch.
         end = None if following is None else following.tokens
         pseudo_truth = lrm(batch["views_mid"], batch["projections"]).planes
     hop = lim(start.tokens, start.features, batch["views_next"], batch["interp_alpha"], end)
-    lifted = lrm.lifted_between(start, following, batch["interp_alpha"])
+    lifted = lifted_between_keyframes(lrm, batch, start, following)
     planes = lrm.tokens_to_planes(hop.tokens, lifted)
     losses = {"triplane": F.mse_loss(planes, pseudo_truth)}
     if causal:
