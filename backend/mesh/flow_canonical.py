@@ -26,19 +26,12 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from backend.io.cameras import Camera
-from backend.io.optical_flow import dense_flow
+from backend.io.optical_flow import dense_flow, not_white
 from backend.mesh.track import track_vertices
 from backend.render.raster import interpolate, rasterize
 
 FLOW_WINDOW = 21  # Farneback averaging window (pixels): wide, because small low-texture parts give little to match
 OBSERVED_FRACTION = 0.03  # a vertex with a footage sample this close in canonical space (of the mesh's size) was seen
-WHITE = 250  # frames are composited over white: a pixel with any channel under this is foreground
-
-
-def not_white(frame: np.ndarray) -> np.ndarray:
-    """Pixels of a frame composited on white that are not the background: a cheap per-frame outline for
-    frames the pipeline already put on white (not backend.io.matte.foreground, which mattes raw footage)."""
-    return np.any(frame < WHITE, axis=-1)
 
 
 def surface_map(vertices: np.ndarray, faces: np.ndarray, attribute: np.ndarray, camera: Camera) -> np.ndarray:
