@@ -11,7 +11,7 @@ correction to the planes is fitted by Adam to
 The anchors matter: a triplane fitted to one view alone extrudes the correction along that view's
 rays and ruins the sides (measured: -2 dB novel-view PSNR_FG); anchored, the sides keep the model's
 best guess and the input view takes the footage's outline. In-betweens start from the keyframes'
-corrections blended by their position, as the plane lift is (LIM's tokens carry the motion), and where
+corrections blended by their position (LIM's tokens and its flow-moved lift carry the motion), and where
 the footage has that frame they take a few steps on it too.
 
 A multi-view clip needs no anchors: every view is footage, and together they hold the sides (world seeds

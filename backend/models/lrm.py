@@ -79,8 +79,9 @@ class LRM(nn.Module):
 
     @staticmethod
     def lifted_between(start: LRMOutput, end: LRMOutput | None, alphas: torch.Tensor) -> torch.Tensor | None:
-        """The plane lift at k+α for LIM's in-betweens (B = len(alphas)): no views exist there, so
-        the keyframes' lifts are blended; LIM's tokens carry the motion. None for models without it."""
+        """The keyframes' plane lifts blended at k+α (B = len(alphas)), k's alone without an end: the fallback
+        where the keyframes' views cannot be moved along optical flow (models/view_flow.py), as in the canonical
+        chain, where k+1 is not known yet. None for models without a plane lift."""
         if start.lifted is None:
             return None
         if end is None or end.lifted is None:

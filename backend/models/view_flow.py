@@ -1,13 +1,13 @@
-"""The keyframes' views moved to a time between them along optical flow (OpenCV Farneback), and the
-plane lift read from those views: the colour of LIM's in-betweens.
+"""The keyframes' views moved to a time between them along optical flow, and the plane lift read from those
+views: what LIM's in-betweens get in place of views nobody has at k+α.
 
-LIM's tokens cannot change the plane lift, and with the colour prior the lift carries all the colour,
-so in-betweens that blend the keyframes' lifts cross-fade the colour: a moving part shows at both of
-its places, half as strong (world seeds 1000000-7, `/work/runs/s13/planeflow2.py`: LIM's tokens with the
-lift of the true views at k+α reach 15.45 dB novel-view PSNR_FG, with the blended lift 14.90). Warping
-each keyframe's views toward k+α along the flow between them, blending the two warps and lifting the
-result moves the colour with the object: 15.37 dB, from nothing but the two keyframes' views, which
-LIM reads anyway.
+LIM's tokens cannot change the plane lift (the views' features lifted onto the planes, geometry and, with the
+colour prior, all the colour). Blending the keyframes' lifts shows a moving part at both of its places, each
+at half strength. Warping each keyframe's views toward k+α along the flow between them (Farneback, both ways),
+blending the two warps and lifting the result moves it with the object. World seeds 1000000-7, LIM's tokens:
+blended lift 14.90 dB novel-view PSNR_FG, flow lift 15.46, the true views' lift 15.45 (benchmarks/RESULTS.md,
+interp rows 8-11); the gain is in the lift's learned channels, its colour-prior channels alone gain nothing.
+It needs nothing but the two keyframes' views, which LIM reads anyway.
 """
 
 from __future__ import annotations
