@@ -67,7 +67,7 @@ def plots(folder: Path) -> list[Path]:
             low = min(methods[m]["psnr_fg"] for m in order)
             ax.set_ylim(low - 1.0, max(methods[m]["psnr_fg"] for m in order) + 0.5)
             ax.set_title(f"novel-view PSNR_FG at held-out times ({name})", fontsize=9)
-            ax.tick_params(axis="x", labelsize=8)
+            ax.tick_params(axis="x", labelsize=8, labelrotation=20)
             ax.set_ylabel("dB")
         fig.tight_layout()
         fig.savefig(folder / "interp_methods.png", dpi=110)
