@@ -2,7 +2,7 @@
 
 Per evaluation seed: keyframes k and k+1 four frames apart (of a 32-frame clip), 4 ring input
 cameras, 2 novel cameras that the models never see; at α in {0.25, 0.5, 0.75}:
-  lim / lim_no_causal  T̂(k+α) = LIM(F_k, I_{k+1}, α), its colour (the plane lift) read from the keyframes'
+  lim / lim_no_causal  T̂(k+α) = LIM(F_k, I_{k+1}, α), its plane lift read from the keyframes'
                        views moved to k+α along optical flow (models/view_flow.py)
   lim_blended_lift     the same LIM tokens with the keyframes' plane lifts blended (the lift before session 13)
   linear               (1−α)·LRM(I_k) + α·LRM(I_{k+1})
