@@ -129,22 +129,23 @@ def _scores(case: dict, planes: torch.Tensor, cameras: list, offset: int, frame:
 
 
 def test_a_multi_view_job_fits_every_footage_view_and_novel_views_gain(multi_view: dict) -> None:
-    """Multi-view clips: all views are footage, none anchors; the job's frames fit the mattes of every view,
-    and cameras nobody filmed see the object better too (world seeds 1000000-3, 32 frames, 30 steps:
-    held-out PSNR_FG 16.9 -> 18.2 dB, IoU 0.74 -> 0.87)."""
+    """Multi-view clips: all views are footage, none anchors; the job's frames (the default correction pyramid)
+    fit the mattes of every view, and cameras nobody filmed see the object better too (world seeds 1000000-3,
+    32 frames, 30 steps: held-out PSNR_FG 16.9 -> 18.2 dB, IoU 0.74 -> 0.87)."""
     case = multi_view
-    plain, fitted = case["plain"], case["single"]
+    plain, fitted = case["plain"], case["pyramid"]
     assert case["fit_seconds"] > 0 and len(fitted.planes) == FRAMES
     filmed, unseen = case["filmed"], case["unseen"]
-    # measured: footage IoU 0.90 -> 0.96 and 0.78 -> 0.84; unseen views IoU 0.87 -> 0.92 and 0.79 -> 0.83,
-    # PSNR_FG 17.0 -> 19.5 and 14.5 -> 14.7 dB
-    for frame, gain_db in ((0, 1.0), (1, 0.0)):  # a keyframe and an in-between
+    # measured: footage IoU 0.926 -> 0.954 and 0.846 -> 0.904; unseen views IoU 0.88 -> 0.94 and 0.87 -> 0.92,
+    # PSNR_FG 17.6 -> 21.7 and 17.9 -> 18.4 dB (the in-between's own lift, from flow-moved keyframe views, is
+    # already close; its fit has a third of the steps)
+    for frame, gain_db in ((0, 2.0), (1, 0.2)):  # a keyframe and an in-between
         (iou_before, _) = _scores(case, plain.planes[frame], filmed, 0, frame)
         (iou_after, _) = _scores(case, fitted.planes[frame], filmed, 0, frame)
-        assert iou_after > iou_before + 0.03, (frame, iou_before, iou_after)
+        assert iou_after > iou_before + 0.02, (frame, iou_before, iou_after)
         (novel_iou_before, psnr_before) = _scores(case, plain.planes[frame], unseen, 4, frame)
         (novel_iou_after, psnr_after) = _scores(case, fitted.planes[frame], unseen, 4, frame)
-        assert novel_iou_after > novel_iou_before + 0.02, (frame, novel_iou_before, novel_iou_after)
+        assert novel_iou_after > novel_iou_before + 0.03, (frame, novel_iou_before, novel_iou_after)
         assert psnr_after > psnr_before + gain_db, (frame, psnr_before, psnr_after)
 
 
@@ -157,7 +158,8 @@ def _roughness(correction: torch.Tensor) -> float:
 def test_a_correction_pyramid_fits_smooth_planes_that_unseen_views_prefer(multi_view: dict) -> None:
     """Adam moves every texel a ray touches by about the learning rate, so a correction at the planes' own
     resolution comes out grainy; summed from coarser levels it stays smooth, and views nobody filmed gain
-    (measured: roughness 0.37 -> 0.16; unseen PSNR_FG 19.5 -> 21.6 and 14.7 -> 16.5 dB)."""
+    (measured: roughness 0.37 -> 0.16; unseen PSNR_FG 20.5 -> 21.7 and 17.5 -> 18.4 dB; at the in-between the
+    grainy single-scale fit even loses to the unfitted lift, 17.9 dB)."""
     case = multi_view
     plain, single, pyramid = case["plain"], case["single"], case["pyramid"]
     assert _roughness(pyramid.planes[0] - plain.planes[0]) < 0.6 * _roughness(single.planes[0] - plain.planes[0])
