@@ -39,6 +39,7 @@ from backend.mesh.flow_canonical import FlowCanonical
 from backend.mesh.gaussians import SurfaceGaussians, write_ply
 from backend.mesh.gltf import write_morph_glb
 from backend.mesh.level import LevelChoice, choose_level
+from backend.mesh.projection import Footage
 from backend.mesh.texture import bake
 from backend.mesh.track import (
     SurfaceFollower,
@@ -81,6 +82,7 @@ class Settings:
     registration: str = "arap"  # how the mesh follows each frame's surface: "arap" or "nricp" (backend.mesh.track)
     stiffness: float = 10.0  # ARAP's weight against the surface terms
     surface_level: float | None = None  # density of the mesh's isosurface; None: the one outlining the footage best
+    texture_from_footage: bool = True  # paint the texture from the footage views where they see the mesh (else the field)
 
     def fit_settings(self, seed: int = 0) -> FitSettings:
         return FitSettings(steps=self.fit_steps, seed=seed, scales=tuple(self.fit_scales))
@@ -209,6 +211,13 @@ def surface_level(clip: ClipFolder, grid: np.ndarray, bound: float, settings: Se
     return choose_level(grid, bound, [clip.cameras[v] for v in views], masks)
 
 
+def mesh_footage(clip: ClipFolder, frame: int) -> Footage:
+    """The footage views of the mesh's frame (generated views are no footage) and their mattes."""
+    views = clip.footage_views
+    mattes = np.stack([foreground(clip.frames[v, frame:frame + 1]).masks[0] for v in views])
+    return Footage([clip.cameras[v] for v in views], clip.frames[views, frame], mattes)
+
+
 def canonical_at(lrm_c, planes: torch.Tensor, points: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return lrm_c.decoder(planes, torch.as_tensor(points)[None]).canonical[0].numpy()
@@ -259,7 +268,7 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
         faces = atlas.faces
         with torch.no_grad():
             texture = bake(np.asarray(mesh.vertices), atlas, lambda p: lrm.decoder(geometry.planes[0], p[None]).rgb[0],
-                           settings.texture_size)
+                           settings.texture_size, footage=mesh_footage(clip, first) if settings.texture_from_footage else None)
         Image.fromarray(texture).save(out / "texture.png")
         np.savez(out / "mesh.npz", vertices=vertices0, faces=faces.astype(np.int32), uvs=atlas.uvs)
     progress.on_event("mesh", {"vertices": len(vertices0), "faces": len(faces), "uv": atlas.method,

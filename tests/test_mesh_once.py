@@ -6,10 +6,14 @@ import signal
 import numpy as np
 import pytest
 import torch
+import trimesh
 
+from backend.io.cameras import Camera, ring_cameras
 from backend.mesh.extract import EmptyFieldError, decimate, density_grid, extract_mesh
-from backend.mesh.texture import bake
+from backend.mesh.projection import Footage
+from backend.mesh.texture import bake, texel_surface
 from backend.mesh.uv import unwrap
+from backend.render.textured import render_textured
 
 RADIUS = 0.5
 
@@ -88,3 +92,55 @@ def test_a_crashing_unwrapper_still_yields_a_textured_mesh(sphere) -> None:
     atlas = unwrap(np.asarray(mesh.vertices), np.asarray(mesh.faces), timeout=60, worker=crashing_unwrapper)
     assert atlas.method == "fallback"
     _check_bake(mesh, atlas)
+
+
+def grey(points: torch.Tensor) -> torch.Tensor:
+    return torch.full((len(points), 3), 0.5)
+
+
+def test_footage_paints_the_texels_its_cameras_see_and_the_field_the_rest(sphere) -> None:
+    """Footage rendered from a known texture, baked back over a grey field: every texel a camera sees squarely
+    gets its true colour back (so the projection's pixel conventions hold), the far side keeps the field's."""
+    mesh = decimate(sphere, 800)
+    atlas = unwrap(np.asarray(mesh.vertices), np.asarray(mesh.faces))
+    truth = bake(np.asarray(mesh.vertices), atlas, colour_of, size=256)
+    cameras = ring_cameras(3, np.random.default_rng(4), elevation_deg=(0.0, 0.0), size=128)
+    corners = np.asarray(mesh.vertices, dtype=np.float32)[atlas.vertex_map]
+    frames = np.stack([(render_textured(corners, atlas.faces, atlas.uvs, truth, c) * 255 + 0.5).astype(np.uint8)
+                       for c in cameras])
+    painted = bake(np.asarray(mesh.vertices), atlas, grey, size=256, footage=Footage(cameras, frames))
+    covered, points, normals = texel_surface(np.asarray(mesh.vertices), atlas, 256)
+    squarest = np.max([np.sum(normals.numpy() * _towards(c, points), axis=1) for c in cameras], axis=0)
+    texels = painted[covered.numpy()] / 255
+    expected = colour_of(points).numpy()
+    seen = squarest > 0.8
+    assert seen.mean() > 0.15
+    assert np.median(np.abs(texels[seen] - expected[seen]).max(axis=1)) < 0.03  # grey would be ~0.2 off
+    polar = np.abs(points[:, 2].numpy()) > 0.97 * RADIUS  # the ring of cameras at the equator never sees the poles
+    assert polar.any()
+    np.testing.assert_allclose(texels[polar], 0.5, atol=2 / 255)
+
+
+def _towards(camera: Camera, points: torch.Tensor) -> np.ndarray:
+    rays = camera.center[None] - points.numpy()
+    return rays / np.linalg.norm(rays, axis=1, keepdims=True)
+
+
+def test_a_surface_hidden_behind_another_keeps_the_field_colour() -> None:
+    """Two spheres in a line with the camera: the back one faces it but is occluded, so red footage paints
+    only the front one."""
+    front = trimesh.creation.icosphere(subdivisions=3, radius=0.4)
+    back = trimesh.creation.icosphere(subdivisions=3, radius=0.4).apply_translation([0, 0, -1.2])
+    mesh = trimesh.util.concatenate([front, back])
+    atlas = unwrap(np.asarray(mesh.vertices), np.asarray(mesh.faces))
+    camera = Camera.look_at(np.array([0.0, 0.0, 3.0]), np.zeros(3), fov_deg=30, width=96, height=96)
+    red = np.zeros((1, 96, 96, 3), dtype=np.uint8)
+    red[..., 0] = 255
+    texture = bake(np.asarray(mesh.vertices), atlas, grey, size=256, footage=Footage([camera], red))
+    covered, points, normals = texel_surface(np.asarray(mesh.vertices), atlas, 256)
+    texels = texture[covered.numpy()].astype(int)
+    facing = np.sum(normals.numpy() * _towards(camera, points), axis=1) > 0.7
+    on_front = points[:, 2].numpy() > -0.6
+    assert (facing & ~on_front).sum() > 100, "the back sphere faces the camera"
+    assert (texels[facing & on_front, 0] > 230).mean() > 0.95  # painted red
+    np.testing.assert_array_equal(texels[facing & ~on_front], 128)  # hidden: the field's grey
