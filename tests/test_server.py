@@ -296,7 +296,7 @@ def test_exits_when_its_parent_dies(tmp_path: Path) -> None:
     try:
         parent.kill()
         parent.wait()
-        server.process.wait(timeout=15)
+        server.process.wait(timeout=30)
     finally:
         server.stop()
     assert server.process.returncode is not None

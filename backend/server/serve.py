@@ -54,12 +54,25 @@ def read_or_make_token(token_file: str | None) -> tuple[str, bool]:
     return token, False
 
 
-def watch_parent(pid: int, server: uvicorn.Server) -> None:
-    """Ask the server to stop as soon as the process that started us (Blender) is gone."""
+def watch_parent(pid: int, server: uvicorn.Server, grace_s: float = 10.0) -> None:
+    """Stop the server as soon as the process that started us (Blender) is gone; exit hard if stopping hangs."""
+    try:
+        parent: psutil.Process | None = psutil.Process(pid)  # remembers its start time, so a reused pid is not it
+    except psutil.NoSuchProcess:
+        parent = None
+
+    def gone() -> bool:
+        try:
+            return parent is None or not parent.is_running() or parent.status() == psutil.STATUS_ZOMBIE
+        except psutil.Error:  # it vanished between the checks
+            return True
+
     def watch() -> None:
-        while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        while not gone():
             time.sleep(0.5)
         server.should_exit = True
+        time.sleep(grace_s)  # a clean stop ends the process before this wakes
+        os._exit(0)
 
     threading.Thread(target=watch, name="lim4d-parent", daemon=True).start()
 
