@@ -44,6 +44,7 @@ from backend.mesh.projection import Footage
 from backend.mesh.texture import bake
 from backend.mesh.track import (
     SurfaceFollower,
+    lay_onto_surface,
     mesh_quality,
     reject_outliers,
     smooth_in_time,
@@ -84,6 +85,7 @@ class Settings:
     stiffness: float = 10.0  # ARAP's weight against the surface terms
     surface_level: float | None = None  # density of the mesh's isosurface; None: the one outlining the footage best
     texture_from_footage: bool = True  # paint the texture from the footage views where they see the mesh (else the field)
+    lay_onto_surface: bool = True  # each tracked frame's vertices on its reconstructed surface (off: as registered)
     photometric_steps: int = 0  # L-BFGS steps sliding each tracked frame's vertices to agree with its footage (0: off)
     photometric_smoothness: float = 10.0  # against neighbouring vertices sliding apart
     photometric_stillness: float = 10.0  # against sliding at all
@@ -371,6 +373,8 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
                 seen_by = clip.footage_views
                 # the refined frame is shipped, not fed back: the next registration starts unrefined (feeding back drifts)
                 placed = refiner.refine(placed, Footage([clip.cameras[v] for v in seen_by], clip.frames[seen_by, frame]))
+            if settings.lay_onto_surface:  # the shipped frame, not the registration's next start
+                placed = lay_onto_surface(placed, welded_faces, surface, raw[i - 1][first])
             raw[i] = placed[inverse]
             if i >= 2:
                 emit(i - 1)

@@ -5,7 +5,7 @@ import torch
 import trimesh
 
 from backend.io.cameras import ring_cameras
-from backend.mesh.photometric import PhotometricRefiner, unflip
+from backend.mesh.photometric import PhotometricRefiner
 from backend.mesh.projection import Footage
 from backend.render.raster import interpolate, rasterize
 
@@ -60,17 +60,3 @@ def test_footage_that_agrees_with_the_mesh_leaves_it_in_place() -> None:
     # pixel-sampling noise in the reference colours leaves sub-pixel wobble (a pixel is 0.023 here), no drift
     assert moved.mean() < 0.2 * turn.mean() and np.percentile(moved, 95) < 0.025, (moved.mean(), turn.mean())
 
-
-def test_triangles_the_refinement_turns_over_are_put_back() -> None:
-    """A corner dragged across its opposite edge turns its triangle over; unflip restores it, its neighbour kept."""
-    start = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [2, 0, 0], [2, 1, 0]], dtype=torch.float32)
-    faces = torch.tensor([[0, 1, 2], [1, 3, 2], [4, 5, 3]])
-    moved = start.clone()
-    moved[0] = torch.tensor([1.0, 1.0, 0.0]) + 0.2  # across the edge 1-2: face 0 flips
-    moved[4] += torch.tensor([0.0, 0.1, 0.0])  # a small slide elsewhere that flips nothing
-    fixed = unflip(start, moved, faces)
-    assert torch.equal(fixed[[0, 1, 2]], start[[0, 1, 2]]) and torch.equal(fixed[4], moved[4])
-    # against the last frame as shipped too: a triangle upright on start but turned against `previous` goes back
-    previous = start.clone()
-    previous[4] = torch.tensor([0.5, 1.5, 0.0])  # the last frame had face 2 the other way round
-    assert torch.equal(unflip(start, moved, faces, previous)[[4, 5, 3]], start[[4, 5, 3]])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from backend.mesh.track import mesh_quality, smooth_in_time, track_vertices
+from backend.mesh.track import keep_upright, lay_onto_surface, mesh_quality, smooth_in_time, track_vertices
 from backend.world import make_object
 
 
@@ -177,3 +177,32 @@ def test_arap_carries_a_hinged_box_through_its_motion_where_affine_icp_slides() 
         assert follower.failures == 0
     still = np.mean([np.linalg.norm(start.vertices - posed(t).vertices, axis=1).mean() / diagonal for t in times[1:]])
     assert errors["arap"] < 0.035 and errors["arap"] < 0.25 * still and errors["arap"] < 0.5 * errors["nricp"], (errors, still)
+
+
+def test_triangles_turned_over_are_put_back() -> None:
+    """A corner dragged across its opposite edge turns its triangle over; its corners go back, the rest stays."""
+    start = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [2, 0, 0], [2, 1, 0]], dtype=np.float32)
+    faces = np.array([[0, 1, 2], [1, 3, 2], [4, 5, 3]])
+    moved = start.copy()
+    moved[0] = [1.2, 1.2, 0.0]  # across the edge 1-2: face 0 turns over
+    moved[4] += [0.0, 0.1, 0.0]  # a small slide elsewhere that turns nothing
+    fixed = keep_upright(start, moved, faces)
+    np.testing.assert_array_equal(fixed[[0, 1, 2]], start[[0, 1, 2]])
+    np.testing.assert_array_equal(fixed[4], moved[4])
+    # against the last frame as shipped too: upright against start but turned against `previous`, it goes back
+    previous = start.copy()
+    previous[4] = [0.5, 1.5, 0.0]
+    np.testing.assert_array_equal(keep_upright(start, moved, faces, previous)[[4, 5, 3]], start[[4, 5, 3]])
+
+
+def test_a_mesh_a_little_off_its_surface_is_laid_onto_it_without_flips() -> None:
+    """A sphere mesh registered a little off the reconstructed sphere (noisy radii) ends on it, all faces upright."""
+    surface = trimesh.creation.icosphere(subdivisions=4, radius=0.5)
+    mesh = trimesh.creation.icosphere(subdivisions=2, radius=0.5)
+    vertices = np.asarray(mesh.vertices, dtype=np.float32)
+    off = vertices * (1 + np.random.default_rng(0).uniform(-0.06, 0.06, (len(vertices), 1))).astype(np.float32)
+    laid = lay_onto_surface(off, np.asarray(mesh.faces), surface)
+    distance = np.abs(trimesh.proximity.signed_distance(surface, laid))
+    before = np.abs(trimesh.proximity.signed_distance(surface, off))
+    assert distance.max() < 1e-4 < before.mean()
+    assert mesh_quality(np.stack([off, laid]), np.asarray(mesh.faces)).flipped_pct[1] == 0

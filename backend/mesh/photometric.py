@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from backend.mesh.projection import Footage, project_footage
+from backend.mesh.track import keep_upright
 from backend.render.raster import rasterize
 
 SAMPLES_PER_FACE = 4
@@ -39,28 +40,6 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     face_normals = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     normals = torch.zeros_like(vertices).index_add_(0, faces.reshape(-1), face_normals.repeat_interleave(3, dim=0))
     return F.normalize(normals, dim=1)
-
-
-def unflip(start: torch.Tensor, moved: torch.Tensor, faces: torch.Tensor, previous: torch.Tensor | None = None,
-           rounds: int = 4) -> torch.Tensor:
-    """``moved`` with the corners of every triangle it turned over put back at ``start``.
-
-    Turned over: against ``start`` or against ``previous`` (the last frame as shipped).
-    """
-    def normals(vertices: torch.Tensor) -> torch.Tensor:
-        corners = vertices[faces]
-        return torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-
-    references = [normals(start)] + ([] if previous is None else [normals(previous)])
-    moved = moved.clone()
-    for _ in range(rounds):  # putting corners back can turn a neighbour over, so look again
-        now = normals(moved)
-        turned = torch.stack([(now * reference).sum(1) <= 0 for reference in references]).any(0)
-        if not bool(turned.any()):
-            break
-        corners = faces[turned].reshape(-1)
-        moved[corners] = start[corners]
-    return moved
 
 
 class PhotometricRefiner:
@@ -152,5 +131,6 @@ class PhotometricRefiner:
         with torch.no_grad():
             raw = offset * self.size
             moved = start + raw - (raw * normals).sum(1, keepdim=True) * normals
-        self.previous = unflip(start, moved, self.faces, self.previous)
+        previous = None if self.previous is None else self.previous.numpy()
+        self.previous = torch.as_tensor(keep_upright(start.numpy(), moved.numpy(), self.faces.numpy(), previous))
         return self.previous.numpy()

