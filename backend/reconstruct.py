@@ -39,7 +39,6 @@ from backend.mesh.flow_canonical import FlowCanonical
 from backend.mesh.gaussians import SurfaceGaussians, write_ply
 from backend.mesh.gltf import write_morph_glb
 from backend.mesh.level import LevelChoice, choose_level
-from backend.mesh.photometric import PhotometricRefiner
 from backend.mesh.projection import Footage
 from backend.mesh.texture import bake
 from backend.mesh.track import (
@@ -86,9 +85,6 @@ class Settings:
     surface_level: float | None = None  # density of the mesh's isosurface; None: the one outlining the footage best
     texture_from_footage: bool = True  # paint the texture from the footage views where they see the mesh (else the field)
     lay_onto_surface: bool = True  # each tracked frame's vertices on its reconstructed surface (off: as registered)
-    photometric_steps: int = 0  # L-BFGS steps sliding each tracked frame's vertices to agree with its footage (0: off)
-    photometric_smoothness: float = 10.0  # against neighbouring vertices sliding apart
-    photometric_stillness: float = 10.0  # against sliding at all
 
     def fit_settings(self, seed: int = 0) -> FitSettings:
         return FitSettings(steps=self.fit_steps, seed=seed, scales=tuple(self.fit_scales))
@@ -332,9 +328,6 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
                                method=settings.registration, stiffness=settings.stiffness)
     flow = FlowCanonical(clip.frames, clip.cameras, clip.footage_views, vertices0[first], welded_faces) \
         if settings.flow_tracking and clip.footage_views else None
-    refiner = PhotometricRefiner(vertices0[first], welded_faces, mesh_footage(clip, int(np.rint(positions[0]))),
-                                 settings.photometric_steps, settings.photometric_smoothness, settings.photometric_stillness) \
-        if settings.photometric_steps > 0 and clip.footage_views else None
     stray = OUTLIER_FRACTION * float(np.linalg.norm(np.ptp(vertices0, axis=0)))
     raw = np.zeros((count, len(vertices0), 3), dtype=np.float32)
     raw[0] = vertices0
@@ -368,11 +361,6 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
             guesses = reject_outliers(moved, vertices0[first], neighbours, stray)
             # the previous frame's mesh slides onto this frame's surface, the canonical matches pulling on it
             placed = follower.step(surface, guesses)
-            if refiner is not None:
-                frame = min(int(np.rint(positions[i])), clip.frames.shape[1] - 1)
-                seen_by = clip.footage_views
-                # the refined frame is shipped, not fed back: the next registration starts unrefined (feeding back drifts)
-                placed = refiner.refine(placed, Footage([clip.cameras[v] for v in seen_by], clip.frames[seen_by, frame]))
             if settings.lay_onto_surface:  # the shipped frame, not the registration's next start
                 placed = lay_onto_surface(placed, welded_faces, surface, raw[i - 1][first])
             raw[i] = placed[inverse]
