@@ -184,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--log-every", type=int, default=20)
     train.add_argument("--save-every", type=int, default=200)
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    train.add_argument("--minutes", type=float, default=None,
+                       help="stop after about this long: the step count (at most --steps) is planned from the first steps' speed")
+    train.add_argument("--workers", type=int, default=0,
+                       help="render the batches in this many worker processes, a few steps ahead (0: inline)")
     train.add_argument("--lrm", default="backend/checkpoints/lrm", help="LIM: the frozen LRM checkpoint")
     train.add_argument("--no-causal", action="store_true", help="LIM: ablation without L_causal")
     train.add_argument("--generated-views", type=float, default=0.0,

@@ -7,9 +7,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
+
+if TYPE_CHECKING:  # imported where a clip is read or written: rendering and training never need PyAV
+    import av
 
 
 class VideoError(ValueError):
@@ -24,6 +27,8 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float, crf: int = 16) -
     height, width = frames.shape[1:3]
     if height % 2 or width % 2:
         raise ValueError(f"H.264 needs even frame sizes, got {width}x{height}")
+    import av
+
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height = width, height
@@ -37,6 +42,8 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float, crf: int = 16) -
 @contextmanager
 def open_video(path: str | Path) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream, float]]:
     """(container, its first video stream, frame rate); every failure is a VideoError naming the file."""
+    import av
+
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"{path}: no such file")
@@ -82,6 +89,8 @@ class VideoInfo:
 def probe_video(path: str | Path, decode: bool = True) -> VideoInfo:
     """Size, length and codec of a clip from its headers; with ``decode``, also decode its first frame
     (cheap, no full decode). Check the size before decoding anything huge."""
+    import av
+
     with open_video(path) as (container, stream, fps):
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)

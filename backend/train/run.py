@@ -193,9 +193,10 @@ class AveragedWeights:
 
 def run_training(env: Distributed, out: Path, kind: str, model: nn.Module, optimizer: torch.optim.Optimizer,
                  objective: nn.Module, batch_for_step: Any, args: Any, start: int, salt: int,
-                 ema_decay: float | None = None) -> None:
+                 ema_decay: float | None = None, prefetch: int = 0) -> None:
     """The loop the trainers share: schedule, step, clip, log, save (rank 0), from ``start`` to ``args.steps``;
-    with ``ema_decay``, also an average of the weights (OUT/ema)."""
+    with ``ema_decay``, also an average of the weights (OUT/ema). Batches are made in ``--workers`` processes
+    (at least ``prefetch``), else inline."""
     from backend.train.losses import weighted_total
 
     saved_args = run_arguments(args)
@@ -206,7 +207,12 @@ def run_training(env: Distributed, out: Path, kind: str, model: nn.Module, optim
     started = time.perf_counter()
     # a warm-started run draws its scenes from further along the seed stream, not the ones its start saw
     offset = getattr(args, "data_offset", 0)
-    for step in range(start, args.steps):
+    workers = max(getattr(args, "workers", 0), prefetch)
+    if workers > 0:  # a GPU outpaces one core rendering scenes: render them in workers, a few steps ahead
+        batch_for_step = Prefetched(batch_for_step, start + offset, args.steps + offset, workers)
+    plan = StepsForBudget(getattr(args, "minutes", None), start)
+    step = start
+    while step < args.steps:
         seed_step(step + offset, env.rank, salt)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.lr, args.warmup, args.steps)
@@ -230,7 +236,40 @@ def run_training(env: Distributed, out: Path, kind: str, model: nn.Module, optim
                 average.save(step + 1)
             save_state(out, model, kind, optimizer, step + 1, saved_args)
             log.plot()
+        step += 1
+        planned = plan.steps_after(step, env)
+        if planned is not None and planned < args.steps:
+            args.steps = saved_args["steps"] = planned
+            if env.main:
+                print(f"--minutes {args.minutes}: {planned} steps in all", flush=True)
     env.close()
+
+
+class StepsForBudget:
+    """``--minutes``: how many steps fit the time budget, from the speed of the run's first steps, so the
+    learning-rate schedule still ends in its cosine (a lent GPU is lent for minutes, not steps)."""
+
+    SKIP, TIMED = 5, 20  # untimed steps (workers and kernels warming up), then timed ones
+
+    def __init__(self, minutes: float | None, start: int) -> None:
+        self.budget_s, self.start = (60 * minutes if minutes else None), start
+        self.began = time.perf_counter()
+        self.timed_from = 0.0
+
+    def steps_after(self, step: int, env: Distributed) -> int | None:
+        """The planned total once the timing steps are done (else None); ranks agree on the smallest."""
+        if self.budget_s is None:
+            return None
+        if step == self.start + self.SKIP:
+            self.timed_from = time.perf_counter()
+        if step != self.start + self.SKIP + self.TIMED:
+            return None
+        now = time.perf_counter()
+        per_step = (now - self.timed_from) / self.TIMED
+        planned = torch.tensor(step + max(1, int((self.budget_s - (now - self.began)) / per_step)), device=env.device)
+        if env.world > 1:
+            dist.all_reduce(planned, op=dist.ReduceOp.MIN)
+        return int(planned)
 
 
 class LossLog:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from backend.models.checkpoints import load_checkpoint, warm_start
 from backend.models.lim import LIM
-from backend.models.view_flow import lifted_along_flow
+from backend.models.view_flow import views_between
 from backend.train.data import random_cameras, render_views, stack_views, training_seed
 from backend.train.losses import causal_consistency, rendering_losses
 from backend.train.run import Distributed, Objective, check_resume, load_state, run_training
@@ -36,6 +36,8 @@ def make_batch(step: int, rank: int, batch: int, size: int, canonical: bool = Fa
     rng = np.random.default_rng([step, rank, 11])
     keyed: dict[str, list[torch.Tensor]] = {"views_k": [], "views_next": [], "views_mid": [], "interp_alpha": [],
                                             "projections": []}
+    if not canonical:
+        keyed["views_flowed"] = []
     targets = []
     for _ in range(batch):
         obj = make_object(training_seed(rng))
@@ -46,7 +48,11 @@ def make_batch(step: int, rank: int, batch: int, size: int, canonical: bool = Fa
         first = render_views(obj, ring, t_k)
         keyed["projections"].append(first.projections)
         keyed["views_k"].append(_model_input(first, canonical, known=True))
-        keyed["views_next"].append(_model_input(render_views(obj, ring, t_k + gap), canonical, known=False))
+        following = render_views(obj, ring, t_k + gap)
+        keyed["views_next"].append(_model_input(following, canonical, known=False))
+        if not canonical:  # the flow runs on the CPU: here, in the data workers, not in the model's step
+            keyed["views_flowed"].append(views_between(first.model_input[:, :3], following.model_input[:, :3],
+                                                       torch.tensor([alpha]))[0])
         keyed["views_mid"].append(_model_input(render_views(obj, ring, t_k + alpha * gap), canonical, known=True))
         keyed["interp_alpha"].append(torch.tensor(alpha))
         targets.append(render_views(obj, novel, t_k + alpha * gap))
@@ -67,13 +73,11 @@ def optimizer_for(model: torch.nn.Module, lr: float = 2e-4) -> torch.optim.Optim
 
 
 def lifted_between_keyframes(lrm: torch.nn.Module, batch: dict[str, torch.Tensor], start, following) -> torch.Tensor | None:
-    """The plane lift at k+α as inference makes it: the keyframes' views moved along optical flow, when both
-    keyframes are known; else (the canonical chain) keyframe k's."""
+    """The plane lift at k+α as inference makes it (`lifted_along_flow`): the keyframes' views moved along
+    optical flow (made with the batch), when both keyframes are known; else (the canonical chain) keyframe k's."""
     if following is None or lrm.plane_lift is None:
         return lrm.lifted_between(start, following, batch["interp_alpha"])
-    return torch.cat([lifted_along_flow(lrm, first, second, projections, alpha[None])
-                      for first, second, projections, alpha in zip(batch["views_k"], batch["views_next"],
-                                                                    batch["projections"], batch["interp_alpha"], strict=True)])
+    return lrm.plane_lift(batch["views_flowed"], batch["projections"])
 
 
 def lim_step(lim: torch.nn.Module, lrm: torch.nn.Module, batch: dict[str, torch.Tensor], rays: int,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,11 +23,13 @@ import torch.nn.functional as F
 from backend.models.checkpoints import load_checkpoint, warm_start
 from backend.models.config import preset
 from backend.models.lrm import LRM
-from backend.models.mvdiffusion import MultiViewDiffusion, denoise, elevation_of, generated_cameras
 from backend.train.data import Views, random_cameras, render_views, stack_views, training_seed
 from backend.train.losses import rendering_losses
 from backend.train.run import Distributed, Objective, check_resume, load_state, run_training
 from backend.world import make_object
+
+if TYPE_CHECKING:  # diffusers is imported only by runs that generate views
+    from backend.models.mvdiffusion import MultiViewDiffusion
 
 INPUT_VIEWS, TARGET_VIEWS = 4, 3
 
@@ -41,6 +44,8 @@ def make_batch(step: int, rank: int, batch: int, size: int, canonical: bool,
         ring, novel = random_cameras(rng, INPUT_VIEWS, TARGET_VIEWS, size)
         generated = rng.uniform() < generated_share  # drawn always, so the scenes do not depend on the share
         if diffusion is not None and generated:
+            from backend.models.mvdiffusion import generated_cameras
+
             ring = [ring[0], *generated_cameras(ring[0], diffusion.config.azimuths_deg)]
             monocular.append(index)
         seen = render_views(obj, ring, t)
@@ -57,6 +62,8 @@ def make_batch(step: int, rank: int, batch: int, size: int, canonical: bool,
 
 def generate_input_views(scenes: list[Views], diffusion: MultiViewDiffusion, seed: int) -> None:
     """Replace views 1.. of each scene (in place) by the diffusion model's views from view 0, as `bench mono` sees them."""
+    from backend.models.mvdiffusion import denoise, elevation_of
+
     device = next(diffusion.parameters()).device
     size, lrm_size = diffusion.config.image_size, scenes[0].model_input.shape[-1]
     first = torch.stack([s.model_input[0, :3] for s in scenes])

@@ -22,7 +22,7 @@ from backend.io.cameras import ring_cameras
 from backend.models.checkpoints import load_checkpoint
 from backend.models.mvdiffusion import MultiViewDiffusion, elevation_of, generated_cameras, preset, training_scheduler
 from backend.train.data import training_seed
-from backend.train.run import Distributed, Objective, Prefetched, check_resume, load_state, run_training
+from backend.train.run import Distributed, Objective, check_resume, load_state, run_training
 from backend.world import make_object
 from backend.world.render import render_clip
 
@@ -87,6 +87,7 @@ def main(args: argparse.Namespace) -> int:
         model = model.to(env.device)
         optimizer, start = optimizer_for(model), 0
     objective = env.wrap(Objective(model, diffusion_step))
-    batches = Prefetched(partial(make_batch, rank=env.rank, batch=args.batch, config_name=args.config), start, args.steps)
-    run_training(env, out, "mvdiff", model, optimizer, objective, batches, args, start, salt=5, ema_decay=EMA_DECAY)
+    batches = partial(make_batch, rank=env.rank, batch=args.batch, config_name=args.config)
+    run_training(env, out, "mvdiff", model, optimizer, objective, batches, args, start, salt=5, ema_decay=EMA_DECAY,
+                 prefetch=1)
     return 0
