@@ -190,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="render the batches in this many worker processes, a few steps ahead (0: inline)")
     train.add_argument("--lrm", default="backend/checkpoints/lrm", help="LIM: the frozen LRM checkpoint")
     train.add_argument("--no-causal", action="store_true", help="LIM: ablation without L_causal")
+    train.add_argument("--causal-weight", type=float, default=None, help="LIM: weight of L_causal (default 10)")
     train.add_argument("--generated-views", type=float, default=0.0,
                        help="LRM: share of scenes whose views 1.. come from the diffusion model (monocular robustness)")
     train.add_argument("--views-model", default="backend/checkpoints/mvdiff", help="LRM: the diffusion model for --generated-views")

@@ -12,13 +12,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
-import uvicorn
 
 from backend.protocol import LISTENING, Limits
-from backend.server.app import ServerConfig, create_app
-from backend.server.jobs import JobRunner, JobStore
+
+if TYPE_CHECKING:  # the server's libraries load when it starts: the CLI's parser imports this module
+    import uvicorn
 
 MIN_TOKEN_LENGTH = 16
 
@@ -105,6 +106,11 @@ def resolve_device(choice: str) -> str:
 
 
 def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from backend.server.app import ServerConfig, create_app
+    from backend.server.jobs import JobRunner, JobStore
+
     device = resolve_device(args.device)
     if not is_loopback(args.host) and not (args.allow_remote and args.token_file):
         print(f"refusing to bind {args.host}: other machines could reach the backend. Pass --allow-remote and "

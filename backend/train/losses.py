@@ -58,8 +58,9 @@ def rendering_losses(field: Callable[[torch.Tensor], FieldSample], targets: dict
     return losses
 
 
-def weighted_total(losses: dict[str, torch.Tensor]) -> torch.Tensor:
-    return sum(WEIGHTS.get(name, 1.0) * value for name, value in losses.items())
+def weighted_total(losses: dict[str, torch.Tensor], overrides: dict[str, float] | None = None) -> torch.Tensor:
+    weights = {**WEIGHTS, **(overrides or {})}
+    return sum(weights.get(name, 1.0) * value for name, value in losses.items())
 
 
 def causal_consistency(interpolate: Callable, start, target_views: torch.Tensor, alpha: torch.Tensor,

@@ -211,6 +211,8 @@ def run_training(env: Distributed, out: Path, kind: str, model: nn.Module, optim
     if workers > 0:  # a GPU outpaces one core rendering scenes: render them in workers, a few steps ahead
         batch_for_step = Prefetched(batch_for_step, start + offset, args.steps + offset, workers)
     plan = StepsForBudget(getattr(args, "minutes", None), start)
+    weights = {"causal": args.causal_weight} if getattr(args, "causal_weight", None) is not None else None
+    ceiling, announced = args.steps, 0  # --steps stays the most a budget may plan
     step = start
     while step < args.steps:
         seed_step(step + offset, env.rank, salt)
@@ -219,7 +221,7 @@ def run_training(env: Distributed, out: Path, kind: str, model: nn.Module, optim
         batch = {k: v.to(env.device) for k, v in batch_for_step(step + offset).items()}
         with env.autocast():
             losses = objective(batch)
-            total = weighted_total(losses)
+            total = weighted_total(losses, weights)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -238,34 +240,40 @@ def run_training(env: Distributed, out: Path, kind: str, model: nn.Module, optim
             log.plot()
         step += 1
         planned = plan.steps_after(step, env)
-        if planned is not None and planned < args.steps:
-            args.steps = saved_args["steps"] = planned
-            if env.main:
-                print(f"--minutes {args.minutes}: {planned} steps in all", flush=True)
+        if planned is not None:
+            args.steps = saved_args["steps"] = min(planned, ceiling)
+            if env.main and abs(args.steps - announced) * 20 > args.steps:  # say so when the plan moves 5 %
+                announced = args.steps
+                print(f"--minutes {args.minutes}: {args.steps} steps in all (at step {step})", flush=True)
     env.close()
 
 
 class StepsForBudget:
-    """``--minutes``: how many steps fit the time budget, from the speed of the run's first steps, so the
-    learning-rate schedule still ends in its cosine (a lent GPU is lent for minutes, not steps)."""
+    """``--minutes``: how many steps fit the time budget, from the speed of recent steps, so the
+    learning-rate schedule still ends in its cosine (a lent GPU is lent for minutes, not steps).
 
-    SKIP, TIMED = 5, 20  # untimed steps (workers and kernels warming up), then timed ones
+    The first plan comes after SKIP + WINDOW steps and is revised every WINDOW steps from the latest
+    window's speed: batches prefetched by the workers make the first steps look faster than the run."""
+
+    SKIP, WINDOW = 5, 20  # untimed steps (workers and kernels warming up), then steps per timed window
 
     def __init__(self, minutes: float | None, start: int) -> None:
         self.budget_s, self.start = (60 * minutes if minutes else None), start
         self.began = time.perf_counter()
-        self.timed_from = 0.0
+        self.window_began = 0.0
 
     def steps_after(self, step: int, env: Distributed) -> int | None:
-        """The planned total once the timing steps are done (else None); ranks agree on the smallest."""
-        if self.budget_s is None:
-            return None
-        if step == self.start + self.SKIP:
-            self.timed_from = time.perf_counter()
-        if step != self.start + self.SKIP + self.TIMED:
+        """A revised planned total at the end of each timed window (else None); ranks agree on the smallest."""
+        if self.budget_s is None or step < self.start + self.SKIP:
             return None
         now = time.perf_counter()
-        per_step = (now - self.timed_from) / self.TIMED
+        if (step - self.start - self.SKIP) % self.WINDOW != 0:
+            return None
+        if step == self.start + self.SKIP:
+            self.window_began = now
+            return None
+        per_step = (now - self.window_began) / self.WINDOW
+        self.window_began = now
         planned = torch.tensor(step + max(1, int((self.budget_s - (now - self.began)) / per_step)), device=env.device)
         if env.world > 1:
             dist.all_reduce(planned, op=dist.ReduceOp.MIN)
