@@ -114,7 +114,12 @@ class _StepBatches(torch.utils.data.Dataset):
 
 
 def _one_thread(_: int) -> None:
+    """Each data worker renders on one core: many workers, each threading over all cores, thrash."""
     torch.set_num_threads(1)
+    with contextlib.suppress(ImportError):
+        import cv2  # the optical flow of LIM's batches
+
+        cv2.setNumThreads(1)
 
 
 class Prefetched:
@@ -141,7 +146,7 @@ class Prefetched:
 
 
 # settings that define what a run trains; a resumed run must keep them
-FIXED_ON_RESUME = ("target", "config", "lrm", "no_causal", "generated_views", "data_offset")
+FIXED_ON_RESUME = ("target", "config", "lrm", "no_causal", "causal_weight", "generated_views", "data_offset")
 
 
 def run_arguments(args: Any) -> dict[str, Any]:
@@ -303,6 +308,8 @@ class LossLog:
             writer.writerow([step, *(f"{v:.6g}" for v in values.values())])
 
     def plot(self) -> None:
+        if not self.path.exists():  # a run that ends before its first logged step has no curve
+            return
         import matplotlib
 
         matplotlib.use("Agg")
