@@ -116,10 +116,23 @@ class _StepBatches(torch.utils.data.Dataset):
 def _one_thread(_: int) -> None:
     """Each data worker renders on one core: many workers, each threading over all cores, thrash."""
     torch.set_num_threads(1)
-    with contextlib.suppress(ImportError):
-        import cv2  # the optical flow of LIM's batches
 
-        cv2.setNumThreads(1)
+
+@contextlib.contextmanager
+def _opencv_single_threaded() -> Any:
+    """OpenCV (the optical flow of LIM's batches) at one thread while the workers fork: set in a forked child,
+    it waits forever on the parent's thread pool, so the children inherit the setting instead."""
+    try:
+        import cv2
+    except ImportError:
+        yield
+        return
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
 
 
 class Prefetched:
@@ -131,7 +144,8 @@ class Prefetched:
     def __init__(self, make: Any, start: int, steps: int, workers: int = 1) -> None:
         loader = torch.utils.data.DataLoader(_StepBatches(make), sampler=range(start, steps), batch_size=None,
                                              num_workers=workers, prefetch_factor=2, worker_init_fn=_one_thread)
-        self.batches = iter(loader)
+        with _opencv_single_threaded():
+            self.batches = iter(loader)  # the workers fork here
         self.next_step = start
 
     def __call__(self, step: int) -> dict[str, torch.Tensor]:
