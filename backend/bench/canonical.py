@@ -27,9 +27,10 @@ FRAMES, STRIDE = 32, 4
 
 
 @torch.no_grad()
-def drift(seed: int, chain: CanonicalChain) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical error (% of diagonal) at every frame of one clip, and the static baseline's: taking each
-    surface point's current position as its canonical one (what a method that tracks nothing would say)."""
+def drift(seed: int, chain: CanonicalChain, checked: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical error (% of diagonal) at every frame of one clip (NaN at frames not in ``checked``, when
+    given: the chain still runs through every keyframe), and the static baseline's: taking each surface
+    point's current position as its canonical one (what a method that tracks nothing would say)."""
     if not is_evaluation_seed(seed):
         raise ValueError(f"seed {seed} is a training seed; benchmarks use evaluation seeds (>= {EVALUATION_SEED_START})")
     size = chain.lrm.config.image_size
@@ -38,16 +39,19 @@ def drift(seed: int, chain: CanonicalChain) -> tuple[np.ndarray, np.ndarray]:
     times = np.linspace(0, 1, FRAMES)
     views = [render_views(obj, ring, t) for t in times]
     diagonal = np.linalg.norm(np.ptp(obj.canonical_vertices, axis=0))
-    errors = np.zeros(FRAMES)
+    errors = np.full(FRAMES, np.nan)
     static = np.array([_static_error(v, diagonal) for v in views])
     maps = chain.start(views[0].model_input, ring)
     errors[0] = _error(maps, views[0], diagonal)
     for k, nxt in itertools.pairwise(keyframe_indices(FRAMES, STRIDE)):
-        frames = list(range(k + 1, nxt + 1))
-        segment = chain.segment(maps, views[k].model_input, views[nxt].model_input, [(f - k) / (nxt - k) for f in frames], ring)
-        for f, planes in zip(frames, segment.planes, strict=True):
+        between = [f for f in range(k + 1, nxt) if checked is None or f in checked]
+        segment = chain.segment(maps, views[k].model_input, views[nxt].model_input, [(f - k) / (nxt - k) for f in between],
+                                ring)
+        for f, planes in zip(between, segment.planes, strict=True):
             errors[f] = _error(canonical_maps(chain.lrm_c, planes, ring), views[f], diagonal)
-        maps = segment.next_maps
+        maps = segment.next_maps  # the keyframe's own maps: rendered once, for the chain and for its error
+        if checked is None or nxt in checked:
+            errors[nxt] = _error(maps, views[nxt], diagonal)
     return errors, static
 
 
