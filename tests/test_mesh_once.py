@@ -2,6 +2,9 @@
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -92,6 +95,23 @@ def test_a_crashing_unwrapper_still_yields_a_textured_mesh(sphere) -> None:
     atlas = unwrap(np.asarray(mesh.vertices), np.asarray(mesh.faces), timeout=60, worker=crashing_unwrapper)
     assert atlas.method == "fallback"
     _check_bake(mesh, atlas)
+
+
+def test_a_child_that_dies_while_starting_costs_a_fallback_not_a_hang(tmp_path) -> None:
+    """A script without a ``__main__`` guard: each spawned child re-runs it and dies on start-up. With a mesh
+    bigger than a pipe's 64 KB this used to block the parent for ever (an end-to-end timing script did)."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent("""
+        import trimesh
+        from backend.mesh.uv import unwrap
+        mesh = trimesh.creation.icosphere(subdivisions=5)  # 10 k vertices, 20 k faces: ~360 KB of arrays
+        print(unwrap(mesh.vertices, mesh.faces, timeout=60).method)
+    """))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": root}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "fallback"
 
 
 def grey(points: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue as queue_module
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,14 +30,25 @@ def _xatlas(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.nda
     return xatlas.parametrize(vertices, faces)
 
 
-def _child(worker: Callable, vertices: np.ndarray, faces: np.ndarray, queue: mp.Queue) -> None:
-    queue.put(worker(vertices, faces))
+def _child(worker: Callable, mesh_file: str, queue: mp.Queue) -> None:
+    with np.load(mesh_file) as mesh:
+        queue.put(worker(mesh["vertices"], mesh["faces"]))
 
 
 def _run_isolated(worker: Callable, vertices: np.ndarray, faces: np.ndarray, timeout: float):
+    # The mesh goes by file, not in the process arguments: CPython writes the arguments into a pipe whose read
+    # end it holds itself until the write ends, so a child that dies while starting up (before reading them
+    # all) would block the parent for ever once they pass the pipe's 64 KB.
+    with tempfile.TemporaryDirectory(prefix="lim4d-uv-") as folder:
+        mesh_file = f"{folder}/mesh.npz"
+        np.savez(mesh_file, vertices=vertices, faces=faces)
+        return _wait_for_child(worker, mesh_file, timeout)
+
+
+def _wait_for_child(worker: Callable, mesh_file: str, timeout: float):
     context = mp.get_context("spawn")  # a clean interpreter: no torch threads inherited
     queue = context.Queue()
-    process = context.Process(target=_child, args=(worker, vertices, faces, queue), daemon=True)
+    process = context.Process(target=_child, args=(worker, mesh_file, queue), daemon=True)
     process.start()
     deadline = time.monotonic() + timeout
     result = None
