@@ -28,7 +28,7 @@ import torch
 
 from backend.io.cameras import Camera
 from backend.pipeline import Reconstruction, segment_of
-from backend.render.volume import camera_rays, render_rays, render_triplane
+from backend.render.volume import camera_rays, render_rays, render_triplane, render_views
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,12 @@ class FitSettings:
     # the correction as a sum of planes at 1/s of the triplane's resolution for each s (1: full); Adam moves
     # every texel a ray touches by about lr a step, so a full-resolution correction alone comes out grainy
     scales: tuple[int, ...] = (1,)
+    # the share of each footage view's rays drawn where the unfitted render disagrees most with the footage
+    # (|alpha - matte| + mean |rgb - footage|, from one render at the start); the rest are drawn uniformly.
+    # Monocular, world seeds 1000000-3: input-view IoU 0.882 -> 0.942 at 0.5 (0.935 at 0.25), novel-view
+    # PSNR_FG 15.40 -> 15.13 (15.22); DAVIS dance-twirl, horsejump-low, camel: IoU 0.736 -> 0.853 (0.825 at 0.25).
+    # Aiming at the alpha error alone, or only at haze (alpha above the matte), cost the sides more.
+    error_share: float = 0.0
 
     @property
     def between_steps(self) -> int:
@@ -71,13 +77,14 @@ def fit_planes(lrm, planes: torch.Tensor, cameras: list[Camera], rgb: np.ndarray
     origins, dirs, _ = camera_rays(cameras, device)
     groups = [(origins, dirs, torch.as_tensor(rgb, dtype=torch.float32, device=device).reshape(len(cameras), -1, 3),
                torch.as_tensor(matte, dtype=torch.float32, device=device).reshape(len(cameras), -1), settings.rays, 1.0)]
+    base = planes if start is None else planes + start.to(device)
+    error = _disagreement(lrm, base, cameras, groups[0][2], groups[0][3]) if settings.error_share > 0 else None
     if anchors:
         with torch.no_grad():
             kept = {k: v.to(device) for k, v in render_triplane(lrm, planes, anchors).items()}
         origins, dirs, _ = camera_rays(anchors, device)
         groups.append((origins, dirs, kept["rgb"].reshape(len(anchors), -1, 3), kept["alpha"].reshape(len(anchors), -1),
                        settings.anchor_rays or settings.rays, settings.anchor_weight))
-    base = planes if start is None else planes + start.to(device)
     resolution = planes.shape[-1]
     parts = [torch.zeros(*planes.shape[:-2], resolution // s, resolution // s, device=device, requires_grad=True)
              for s in settings.scales]
@@ -90,9 +97,13 @@ def fit_planes(lrm, planes: torch.Tensor, cameras: list[Camera], rgb: np.ndarray
         with torch.enable_grad():  # callers may run under no_grad
             for _ in range(settings.steps):
                 picked = []
-                for group_origins, group_dirs, group_rgb, group_alpha, rays, _ in groups:
+                for index, (group_origins, group_dirs, group_rgb, group_alpha, rays, _) in enumerate(groups):
                     views = len(group_origins)
-                    picks = torch.randint(0, group_origins.shape[1], (views, rays), generator=generator).to(device)
+                    picks = torch.randint(0, group_origins.shape[1], (views, rays), generator=generator)
+                    if index == 0 and error is not None:
+                        aimed = round(rays * settings.error_share)
+                        picks[:, :aimed] = torch.multinomial(error, aimed, replacement=True, generator=generator)
+                    picks = picks.to(device)
                     rows = torch.arange(views, device=device)[:, None]
                     picked.append((group_origins[rows, picks].reshape(-1, 3), group_dirs[rows, picks].reshape(-1, 3),
                                    group_rgb[rows, picks], group_alpha[rows, picks]))
@@ -118,6 +129,20 @@ def fit_planes(lrm, planes: torch.Tensor, cameras: list[Camera], rgb: np.ndarray
             p.requires_grad_(flag)
     correction = _summed(parts, resolution).detach()
     return (correction if start is None else start.to(device) + correction).cpu()
+
+
+def _disagreement(lrm, planes: torch.Tensor, cameras: list[Camera], rgb: torch.Tensor, matte: torch.Tensor) -> torch.Tensor:
+    """(V, H*W) on the CPU: how far each footage pixel is from the render of ``planes``, plus a floor so that
+    every pixel can be drawn. Rendered with half the samples (0.27 s against 0.6 s at 64²): it only weights
+    where rays are drawn."""
+    config = lrm.config
+    with torch.no_grad():
+        out = render_views(lambda points: lrm.decoder(planes, points), cameras, config.bound,
+                           max(config.coarse_samples // 2, 1), max(config.fine_samples // 2, 1))
+    alpha = out["alpha"].reshape(len(cameras), -1).cpu()
+    colour = out["rgb"].reshape(len(cameras), -1, 3).cpu()
+    error = (alpha - matte.cpu()).abs() + (colour - rgb.cpu()).abs().mean(dim=-1)
+    return error + 0.01
 
 
 def _summed(parts: list[torch.Tensor], resolution: int) -> torch.Tensor:

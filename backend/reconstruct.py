@@ -78,6 +78,9 @@ class Settings:
     # world seeds 1000001-3, views nobody filmed 17.4 -> 19.1 dB PSNR_FG (a single full-resolution correction: (1,));
     # the two glTF assets prefer (1,) (tracked mesh 13.3 against 12.6 dB: RESULTS, bench track row 18)
     fit_scales: tuple[int, ...] = (1, 2, 4, 8)
+    # monocular jobs: the share of the footage rays drawn where the unfitted result disagrees most with the
+    # footage (backend.input_fit.FitSettings.error_share); multi-view jobs draw them uniformly
+    fit_aimed_share: float = 0.5
     flow_tracking: bool = True  # where footage sees the surface, optical flow (not the learned field) gives its canonical coordinates
     landmark_weight: float = 0.1  # how hard the canonical matches pull on the tracked mesh (backend.mesh.track)
     registration: str = "arap"  # how the mesh follows each frame's surface: "arap" or "nricp" (backend.mesh.track)
@@ -86,8 +89,9 @@ class Settings:
     texture_from_footage: bool = True  # paint the texture from the footage views where they see the mesh (else the field)
     lay_onto_surface: bool = True  # each tracked frame's vertices on its reconstructed surface (off: as registered)
 
-    def fit_settings(self, seed: int = 0) -> FitSettings:
-        return FitSettings(steps=self.fit_steps, seed=seed, scales=tuple(self.fit_scales))
+    def fit_settings(self, seed: int = 0, monocular: bool = False) -> FitSettings:
+        return FitSettings(steps=self.fit_steps, seed=seed, scales=tuple(self.fit_scales),
+                           error_share=self.fit_aimed_share if monocular else 0.0)
 
     @staticmethod
     def for_quality(quality: str, **overrides: object) -> Settings:
@@ -193,7 +197,8 @@ def fitted_frames(models: Models, clip: ClipFolder, settings: Settings, position
         if mattes is None:
             mattes = np.stack([foreground(clip.frames[v]).masks for v in footage]).astype(np.float32)
         geometry = fit_to_footage(lrm, geometry, wanted, [clip.cameras[v] for v in footage], clip.frames[footage], mattes,
-                                  [clip.cameras[v] for v in clip.generated_views], settings.fit_settings(seed))
+                                  [clip.cameras[v] for v in clip.generated_views],
+                                  settings.fit_settings(seed, monocular=bool(clip.generated_views)))
     keep = np.searchsorted(wanted, positions)
     return Reconstruction([geometry.planes[i] for i in keep], geometry.keyframes, geometry.times[keep])
 

@@ -137,7 +137,7 @@ def time_end_to_end(seed: int, checkpoints: Path, settings: Settings) -> float:
 def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | None, config_name: str = "tiny",
         fit_steps: int | None = None) -> dict:
     settings = Settings.for_quality("final", fit_steps=fit_steps)
-    fit = settings.fit_settings()
+    fit = settings.fit_settings(monocular=True)
     models = Models.load(checkpoints).monocular()  # the LRM and LIM a monocular job uses
     lrm, lim = models.lrm, models.lim
     diffusion = TrainedViews(load_checkpoint(checkpoints / "mvdiff", "mvdiff"))
