@@ -63,6 +63,18 @@ def test_outliers_are_pulled_back_and_coherent_motion_is_kept() -> None:
     spiked[7] += [2.0, 0.0, 0.0]  # one wrong correspondence
     fixed = reject_outliers(spiked, rest, neighbours, 0.1)
     np.testing.assert_allclose(fixed[7], shifted[7], atol=1e-9)
+    # random displacements on a mesh whose rings vary in size (the sphere's 5s and 6s plus a lone vertex):
+    # each vertex against the median of its own ring, as defined
+    noisy = rest + np.random.default_rng(0).normal(scale=0.05, size=rest.shape)
+    lone = [*neighbours, np.zeros(0, dtype=np.int64)]
+    noisy_all, rest_all = np.vstack([noisy, [[9.0, 9, 9]]]), np.vstack([rest, [[0.0, 0, 0]]])
+    expected = noisy_all.copy()
+    for v, ring in enumerate(lone):
+        median = np.median(noisy_all[ring] - rest_all[ring], axis=0) if len(ring) else noisy_all[v] - rest_all[v]
+        if np.linalg.norm(noisy_all[v] - rest_all[v] - median) > 0.05:
+            expected[v] = rest_all[v] + median
+    assert (expected != noisy_all).any()
+    np.testing.assert_array_equal(reject_outliers(noisy_all, rest_all, lone, 0.05), expected)
     samples = np.asarray(trimesh.creation.icosphere(subdivisions=5).vertices)
     lifted = rest * 1.05  # off the surface by 0.05
     on_surface = project_to_surface(lifted, samples)

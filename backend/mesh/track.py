@@ -64,8 +64,12 @@ def reject_outliers(positions: np.ndarray, rest: np.ndarray, neighbours: list[np
     that median instead: isolated wrong correspondences become spikes otherwise. A coherent motion (every
     vertex agreeing with its ring) is left exactly as it is."""
     displacement = positions - rest
-    ring_median = np.stack([np.median(displacement[n], axis=0) if len(n) else displacement[v]
-                            for v, n in enumerate(neighbours)])
+    ring_median = displacement.copy()  # a vertex without neighbours keeps its own
+    sizes = np.fromiter((len(n) for n in neighbours), dtype=np.int64, count=len(neighbours))
+    for size in np.unique(sizes[sizes > 0]):  # rings of one size at a time: one median call, not one per vertex
+        members = np.flatnonzero(sizes == size)
+        rings = np.stack([neighbours[v] for v in members])
+        ring_median[members] = np.median(displacement[rings], axis=1)
     stray = np.linalg.norm(displacement - ring_median, axis=1) > threshold
     out = positions.copy()
     out[stray] = rest[stray] + ring_median[stray]
