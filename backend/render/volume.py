@@ -125,8 +125,9 @@ def render_views(field: Field, cameras: list[Camera], bound: float, coarse: int,
     return out
 
 
-def render_triplane(model, planes: torch.Tensor, cameras: list[Camera]) -> dict[str, torch.Tensor]:
-    """``render_views`` of one triplane (1, 3, C, R, R) through ``model``'s decoder, bound and sample counts."""
+def render_triplane(model, planes: torch.Tensor, cameras: list[Camera], sample_divisor: int = 1) -> dict[str, torch.Tensor]:
+    """``render_views`` of one triplane (1, 3, C, R, R) through ``model``'s decoder, bound and sample counts
+    (divided by ``sample_divisor``: a cheaper, coarser render)."""
     config = model.config
-    return render_views(lambda points: model.decoder(planes, points), cameras, config.bound, config.coarse_samples,
-                        config.fine_samples)
+    return render_views(lambda points: model.decoder(planes, points), cameras, config.bound,
+                        max(config.coarse_samples // sample_divisor, 1), max(config.fine_samples // sample_divisor, 1))
