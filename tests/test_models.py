@@ -14,7 +14,7 @@ from backend.models.config import preset
 from backend.models.lift import view_statistics
 from backend.models.lim import LIM
 from backend.models.lrm import LRM, camera_projections
-from backend.models.triplane import PRIOR_GATE_SCALE
+from backend.models.triplane import PLANE_AXES, PRIOR_GATE_SCALE, sample_planes
 from backend.train.losses import causal_consistency, rendering_losses, weighted_total
 from backend.train.train_lrm import make_batch
 
@@ -51,6 +51,35 @@ def test_lrm_and_lim_shapes_and_gradients() -> None:
             continue  # zero-initialised α projections get gradient once α matters downstream
         assert p.grad is not None, name
     assert sum(p.grad.abs().sum() for p in lim.parameters() if p.grad is not None) > 0
+
+
+def test_plane_sampling_is_grid_sample_on_each_plane_summed_with_and_without_gradients() -> None:
+    """Both ways sample_planes reads the planes (an embedding bag without gradients, batched grid_sample with
+    them) against the definition: bilinear, border padding, pixel centres, one grid_sample a plane."""
+    torch.manual_seed(0)
+    planes = torch.randn(2, 3, 5, 9, 9, requires_grad=True)
+    points = torch.rand(2, 400, 3) * 3 - 1.5  # a quarter outside the box on some axis: the border's values
+    points[0, :3] = torch.tensor([[1.0, -1.0, 0.0], [-1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])  # edges and centre
+    bound = 1.25
+
+    def definition() -> torch.Tensor:
+        features = 0
+        for index, (u, v) in enumerate(PLANE_AXES):
+            grid = (points / bound)[..., [u, v]].unsqueeze(1)
+            sampled = torch.nn.functional.grid_sample(planes[:, index], grid, mode="bilinear", padding_mode="border",
+                                                      align_corners=False)
+            features = features + sampled[:, :, 0].transpose(1, 2)
+        return features
+
+    expected = definition()
+    with torch.no_grad():
+        torch.testing.assert_close(sample_planes(planes, points, bound), expected, atol=1e-5, rtol=1e-5)
+    weights = torch.randn_like(expected)
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), planes)
+    sampled = sample_planes(planes, points, bound)
+    torch.testing.assert_close(sampled, expected, atol=1e-5, rtol=1e-5)
+    (grad,) = torch.autograd.grad((sampled * weights).sum(), planes)
+    torch.testing.assert_close(grad, expected_grad, atol=1e-4, rtol=1e-4)
 
 
 def test_view_statistics_read_what_every_view_sees() -> None:

@@ -12,18 +12,44 @@ from backend.models.config import ModelConfig
 
 # Plane axes: XY, XZ, YZ (each plane is indexed by the two coordinates it spans).
 PLANE_AXES = ((0, 1), (0, 2), (1, 2))
+PLANE_COORDS = [axis for pair in PLANE_AXES for axis in pair]  # each plane's (width, height) coordinates in turn
 PRIOR_GATE_START, PRIOR_GATE_SCALE = 0.5, 4.0
 
 
 def sample_planes(planes: torch.Tensor, points: torch.Tensor, bound: float) -> torch.Tensor:
-    """Features (B, P, C) at points (B, P, 3) from planes (B, 3, C, R, R), summed over planes."""
-    coords = points / bound
-    features = 0
-    for index, (u, v) in enumerate(PLANE_AXES):
-        grid = coords[..., [u, v]].unsqueeze(1)  # (B, 1, P, 2): x indexes width, y height
-        sampled = F.grid_sample(planes[:, index], grid, mode="bilinear", padding_mode="border", align_corners=False)
-        features = features + sampled[:, :, 0].transpose(1, 2)
-    return features
+    """Features (B, P, C) at points (B, P, 3) from planes (B, 3, C, R, R), bilinear with border padding (as
+    ``grid_sample`` with ``align_corners=False``), summed over planes."""
+    if planes.is_cuda or (torch.is_grad_enabled() and (planes.requires_grad or points.requires_grad)):
+        return sample_planes_grid(planes, points, bound)
+    # Without gradients on the CPU, one weighted embedding bag over the 3 planes x 4 corners is the same sum in a
+    # third of grid_sample's time (renders, the fit's coarse passes); its backward is slower than grid_sample's
+    b, _, channels, size, _ = planes.shape
+    count = points.shape[1]
+    coords = (points / bound)[..., PLANE_COORDS].view(b, count, 3, 2)
+    pixel = (((coords + 1) * size - 1) / 2).clamp(0, size - 1)
+    low = pixel.floor()
+    frac = (pixel - low).to(planes.dtype)
+    x0, y0 = low[..., 0].long(), low[..., 1].long()
+    x1, y1 = (x0 + 1).clamp(max=size - 1), (y0 + 1).clamp(max=size - 1)
+    first_row = (torch.arange(b * 3, device=planes.device).view(b, 1, 3)) * size * size  # of each plane in the table
+    index = torch.stack([y0 * size + x0, y0 * size + x1, y1 * size + x0, y1 * size + x1], dim=-1) + first_row[..., None]
+    fx, fy = frac[..., 0], frac[..., 1]
+    weight = torch.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], dim=-1)
+    table = planes.permute(0, 1, 3, 4, 2).reshape(b * 3 * size * size, channels)
+    features = F.embedding_bag(index.view(b * count, 12), table, per_sample_weights=weight.reshape(b * count, 12),
+                               mode="sum")
+    return features.view(b, count, channels)
+
+
+def sample_planes_grid(planes: torch.Tensor, points: torch.Tensor, bound: float) -> torch.Tensor:
+    """``sample_planes`` through ``grid_sample``, the three planes as one batch (on the CPU a quarter faster
+    than three calls: the kernels run one thread per batch item)."""
+    b, _, channels, size, _ = planes.shape
+    count = points.shape[1]
+    grid = (points / bound)[..., PLANE_COORDS].view(b, count, 3, 2).transpose(1, 2).reshape(b * 3, 1, count, 2)
+    sampled = F.grid_sample(planes.reshape(b * 3, channels, size, size), grid, mode="bilinear", padding_mode="border",
+                            align_corners=False)
+    return sampled.view(b, 3, channels, count).sum(dim=1).transpose(1, 2)
 
 
 @dataclass
