@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from backend.mesh.proximity import closest_points
 from backend.mesh.track import keep_upright, lay_onto_surface, mesh_quality, smooth_in_time, track_vertices
 from backend.world import make_object
 
@@ -32,6 +33,22 @@ def test_tracking_exact_canonical_fields_recovers_the_vertices(seed: int) -> Non
     assert error.mean() < 0.002 and np.percentile(error, 95) < 0.006, (error.mean(), np.percentile(error, 95))
     report = mesh_quality(tracked, obj.faces)
     assert max(report.flipped_pct) < 1.0
+
+
+def test_closest_points_on_a_mesh_are_trimeshs_and_an_empty_surface_is_refused() -> None:
+    rng = np.random.default_rng(3)
+    surface = trimesh.creation.icosphere(subdivisions=3)
+    surface.vertices = surface.vertices * [1.0, 0.6, 0.8] + rng.normal(0, 0.02, surface.vertices.shape)
+    points = rng.normal(0, 0.7, (300, 3))
+    expected, expected_distance, _ = trimesh.proximity.closest_point(surface, points)
+    closest, distance, triangle = closest_points(surface, points)
+    np.testing.assert_allclose(distance, expected_distance, atol=1e-9)
+    np.testing.assert_allclose(closest, expected, atol=1e-6)
+    # the triangle named holds the point (on a shared edge either neighbour does)
+    on_triangle = trimesh.triangles.closest_point(surface.triangles[triangle], points)
+    np.testing.assert_allclose(on_triangle, closest, atol=1e-6)
+    with pytest.raises(ValueError, match="no triangles"):
+        closest_points(trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), int)), points)
 
 
 def test_smoothing_does_not_lag_a_steady_motion() -> None:

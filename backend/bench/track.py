@@ -27,6 +27,7 @@ from backend.bench.interp import psnr
 from backend.bench.results import append_row, device_description, today
 from backend.io.cameras import Camera, ring_cameras
 from backend.io.clip_folder import ClipFolder, read_clip_folder
+from backend.mesh.proximity import closest_points
 from backend.mesh.track import mesh_quality
 from backend.pipeline import output_positions
 from backend.reconstruct import Models, Progress, Settings, fitted_frames, reconstruct
@@ -96,7 +97,7 @@ def evaluate_case(case: TrackCase, models: Models, settings: Settings) -> dict[s
         texture = np.array(Image.open(job / "texture.png").convert("RGB"))  # writable, for torch
     faces, uvs = mesh["faces"], mesh["uvs"]
     truth0 = trimesh.Trimesh(obj.vertices_at(clip.times[0]), obj.faces, process=False)
-    closest, _, triangle = trimesh.proximity.closest_point(truth0, tracked[0])
+    closest, _, triangle = closest_points(truth0, tracked[0])
     bary = trimesh.triangles.points_to_barycentric(truth0.triangles[triangle], closest)
     diagonal = np.linalg.norm(np.ptp(obj.canonical_vertices, axis=0))
     errors, static, chamfers = [], [], []
