@@ -5,7 +5,7 @@ import torch
 
 from backend.io.cameras import ring_cameras
 from backend.models.triplane import FieldSample
-from backend.render.volume import render_views
+from backend.render.volume import camera_rays, render_rays, render_views
 
 RADIUS = 0.5
 
@@ -35,3 +35,27 @@ def test_sphere_silhouette_depth_and_canonical() -> None:
     surface = origin + distance[..., None] * dirs
     np.testing.assert_allclose(out["canonical"][0].numpy()[interior], surface[interior], atol=0.04)
     assert np.allclose(out["rgb"][0].numpy()[~hit], 1.0, atol=0.02), "white background"
+
+
+def test_without_gradients_the_coarse_samples_are_reused_and_the_render_is_the_same() -> None:
+    """Under no_grad the fine pass queries only the importance samples and merges them with the coarse ones;
+    with gradients it queries all of them again. Same field, same samples: the same render."""
+    calls = []
+
+    def counted(points: torch.Tensor) -> FieldSample:
+        calls.append(points.shape[1])
+        soft = torch.sigmoid(20 * (RADIUS - points.norm(dim=-1))) * 50.0  # a soft sphere: weights spread over samples
+        return FieldSample(soft, sphere(points).rgb, points.clone())
+
+    camera = ring_cameras(1, np.random.default_rng(1), size=24)[0]
+    with torch.no_grad():
+        reused = render_views(counted, [camera], bound=1.0, coarse=16, fine=24)
+    assert calls == [24 * 24 * 16, 24 * 24 * 24]
+    calls.clear()
+    origins, dirs, _ = camera_rays([camera])
+    with torch.enable_grad():
+        again = render_rays(counted, origins, dirs, 1.0, 16, 24, deterministic=True)
+    assert calls == [24 * 24 * 16, 24 * 24 * 40]
+    torch.testing.assert_close(reused["rgb"].reshape(1, -1, 3), again.rgb, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(reused["alpha"].reshape(1, -1), again.alpha, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(reused["canonical"].reshape(1, -1, 3), again.canonical, atol=1e-5, rtol=1e-5)
