@@ -1,5 +1,7 @@
 """Our camera model against real Blender: projections, conversions and Plücker rays."""
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -42,20 +44,21 @@ def _ours(obj, width: int, height: int) -> Camera:
 @pytest.mark.parametrize("fit", ["AUTO", "HORIZONTAL", "VERTICAL"])
 @pytest.mark.parametrize("size", [(320, 240), (240, 320), (128, 128)])
 def test_projection_matches_blender(fit: str, size: tuple[int, int]) -> None:
-    rng = np.random.default_rng(hash((fit, size)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((fit, size)).encode()))  # hash() of a str changes every run
     for _ in range(3):
         scene, obj = _blender_camera(rng, *size, fit)
         cam = _ours(obj, *size)
         # random points inside the view (Blender projects in float32, so far-off-screen points
-        # carry its rounding, not ours)
+        # carry its rounding, not ours; inside the view that rounding reaches ~1e-5 of the frame, seen on 1 camera
+        # in a few hundred: 3e-5 is 0.01 px at 320, far below any real mistake such as half a pixel's offset)
         z = rng.uniform(0.5, 6, 200)
         local = np.column_stack([rng.uniform(-0.4, 0.4, 200) * z, rng.uniform(-0.4, 0.4, 200) * z, -z])
         points = np.array([obj.matrix_world @ Vector(p) for p in local])
         uv, depth = cam.project(points)
         width, height = size
         expected = np.array([tuple(world_to_camera_view(scene, obj, Vector(p))) for p in points])
-        np.testing.assert_allclose(uv[:, 0] / width, expected[:, 0], atol=1e-5)
-        np.testing.assert_allclose(1.0 - uv[:, 1] / height, expected[:, 1], atol=1e-5)
+        np.testing.assert_allclose(uv[:, 0] / width, expected[:, 0], atol=3e-5)
+        np.testing.assert_allclose(1.0 - uv[:, 1] / height, expected[:, 1], atol=3e-5)
         np.testing.assert_allclose(depth, expected[:, 2], atol=1e-5)
 
 

@@ -54,15 +54,16 @@ def test_lrm_and_lim_shapes_and_gradients() -> None:
 
 
 def test_plane_sampling_is_grid_sample_on_each_plane_summed_with_and_without_gradients() -> None:
-    """Both ways sample_planes reads the planes (an embedding bag without gradients, batched grid_sample with
-    them) against the definition: bilinear, border padding, pixel centres, one grid_sample a plane."""
+    """Every way sample_planes reads the planes (an embedding bag, with a sparse product for the planes'
+    gradient; batched grid_sample where the points need one) against the definition: bilinear, border padding,
+    pixel centres, one grid_sample a plane."""
     torch.manual_seed(0)
     planes = torch.randn(2, 3, 5, 9, 9, requires_grad=True)
     points = torch.rand(2, 400, 3) * 3 - 1.5  # a quarter outside the box on some axis: the border's values
     points[0, :3] = torch.tensor([[1.0, -1.0, 0.0], [-1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])  # edges and centre
     bound = 1.25
 
-    def definition() -> torch.Tensor:
+    def definition(points: torch.Tensor) -> torch.Tensor:
         features = 0
         for index, (u, v) in enumerate(PLANE_AXES):
             grid = (points / bound)[..., [u, v]].unsqueeze(1)
@@ -71,7 +72,7 @@ def test_plane_sampling_is_grid_sample_on_each_plane_summed_with_and_without_gra
             features = features + sampled[:, :, 0].transpose(1, 2)
         return features
 
-    expected = definition()
+    expected = definition(points)
     with torch.no_grad():
         torch.testing.assert_close(sample_planes(planes, points, bound), expected, atol=1e-5, rtol=1e-5)
     weights = torch.randn_like(expected)
@@ -80,6 +81,10 @@ def test_plane_sampling_is_grid_sample_on_each_plane_summed_with_and_without_gra
     torch.testing.assert_close(sampled, expected, atol=1e-5, rtol=1e-5)
     (grad,) = torch.autograd.grad((sampled * weights).sum(), planes)
     torch.testing.assert_close(grad, expected_grad, atol=1e-4, rtol=1e-4)
+    movable = points.clone().requires_grad_(True)
+    expected_point_grad = torch.autograd.grad((definition(movable) * weights).sum(), movable)[0]
+    point_grad = torch.autograd.grad((sample_planes(planes, movable, bound) * weights).sum(), movable)[0]
+    torch.testing.assert_close(point_grad, expected_point_grad, atol=1e-4, rtol=1e-4)
 
 
 def test_view_statistics_read_what_every_view_sees() -> None:
