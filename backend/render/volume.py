@@ -67,6 +67,11 @@ def _importance(t: torch.Tensor, weights: torch.Tensor, count: int, deterministi
     return bin_low + fraction * (bin_high - bin_low)
 
 
+def _points(origins: torch.Tensor, dirs: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The points (B, R·S, 3) at distances t (B, R, S) along rays (B, R, 3)."""
+    return (origins[..., None, :] + dirs[..., None, :] * t[..., None]).view(t.shape[0], -1, 3)
+
+
 def _merged(t: torch.Tensor, sample: FieldSample, extra: torch.Tensor, extra_sample: FieldSample) -> tuple[torch.Tensor, FieldSample]:
     """Two sets of samples along the same rays (B, R, S) and (B, R, S'), as one sorted by distance."""
     merged, order = torch.sort(torch.cat([t, extra], dim=-1), dim=-1)
@@ -92,14 +97,14 @@ def render_rays(field: Field, origins: torch.Tensor, dirs: torch.Tensor, bound: 
     t = near[..., None] + (far - near)[..., None] * (steps + jitter) / coarse
     b, r = near.shape
     with torch.no_grad():
-        coarse_sample = field((origins[..., None, :] + dirs[..., None, :] * t[..., None]).view(b, -1, 3))
+        coarse_sample = field(_points(origins, dirs, t))
         weights, _ = _composite(t, far, coarse_sample)
         extra = _importance(t, weights, fine, deterministic)
     if torch.is_grad_enabled():  # gradients must reach the coarse samples too: query the field at all of them
         t = torch.sort(torch.cat([t, extra], dim=-1), dim=-1).values
-        sample = field((origins[..., None, :] + dirs[..., None, :] * t[..., None]).view(b, -1, 3))
+        sample = field(_points(origins, dirs, t))
     else:  # the coarse samples are known: query only the new ones (a third less work a ray)
-        extra_sample = field((origins[..., None, :] + dirs[..., None, :] * extra[..., None]).view(b, -1, 3))
+        extra_sample = field(_points(origins, dirs, extra))
         t, sample = _merged(t, coarse_sample, extra, extra_sample)
     weights, acc = _composite(t, far, sample)
     rgb = (weights[..., None] * sample.rgb.view(b, r, -1, 3)).sum(dim=-2) + (1 - acc[..., None])
