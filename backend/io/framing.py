@@ -36,16 +36,33 @@ class Framing:
 
     def apply(self, frames: np.ndarray, masks: np.ndarray, background: int = 255) -> tuple[np.ndarray, np.ndarray]:
         """(F, size, size, 3) uint8 frames with the background made white, and (F, size, size) float masks."""
-        matrix = np.array([[self.scale, 0, -self.left * self.scale], [0, self.scale, -self.top * self.scale]])
         out_frames, out_masks = [], []
         for frame, mask in zip(frames, masks, strict=True):
-            alpha = cv2.warpAffine(mask.astype(np.float32), matrix, (self.size, self.size), flags=cv2.INTER_AREA,
-                                   borderValue=0)
-            rgb = cv2.warpAffine(frame, matrix, (self.size, self.size), flags=cv2.INTER_AREA, borderValue=(background,) * 3)
+            frame, mask, matrix = self._shrunk(frame, mask.astype(np.float32))
+            alpha = cv2.warpAffine(mask, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR, borderValue=0)
+            rgb = cv2.warpAffine(frame, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR,
+                                 borderValue=(background,) * 3)
             composite = rgb.astype(np.float32) * alpha[..., None] + background * (1 - alpha[..., None])
             out_frames.append(np.clip(composite + 0.5, 0, 255).astype(np.uint8))
             out_masks.append(alpha)
         return np.stack(out_frames), np.stack(out_masks)
+
+    def _shrunk(self, frame: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The frame and mask averaged down to about the output's pixel size, and the affine map from them.
+
+        warpAffine samples bilinearly whatever the flag (INTER_AREA is a resize-only mode), so a 512² clip
+        framed into 64² would keep one pixel in 64 and alias; cv2.resize with INTER_AREA averages first.
+        """
+        scale = self.scale
+        height, width = mask.shape
+        if scale < 1:
+            small = max(1, round(width * scale)), max(1, round(height * scale))
+            frame = cv2.resize(frame, small, interpolation=cv2.INTER_AREA)
+            mask = cv2.resize(mask, small, interpolation=cv2.INTER_AREA)
+        sx, sy = mask.shape[1] / width, mask.shape[0] / height  # pixel centres: x_small + 0.5 = (x + 0.5) * s
+        matrix = np.array([[scale / sx, 0, scale * (0.5 / sx - 0.5 - self.left)],
+                           [0, scale / sy, scale * (0.5 / sy - 0.5 - self.top)]])
+        return frame, mask, matrix
 
 
 def frame_object(masks: np.ndarray, size: int, fill: float = 0.85) -> Framing:
