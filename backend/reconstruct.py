@@ -34,7 +34,7 @@ from backend.io.clip_folder import ClipFolder
 from backend.io.clip_source import cameras_from_file, load_clip
 from backend.io.matte import foreground
 from backend.io.video import write_mp4
-from backend.mesh.extract import decimate, density_grid, extract_mesh
+from backend.mesh.extract import EmptyFieldError, decimate, density_grid, extract_mesh
 from backend.mesh.flow_canonical import FlowCanonical
 from backend.mesh.gaussians import SurfaceGaussians, write_ply
 from backend.mesh.gltf import write_morph_glb
@@ -357,7 +357,16 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
             # the field's own bias (it shrinks toward the object's centre) then cancels in the matching
             codes = canonical_at(models.lrm_c, segment.planes.pop(0), vertices0)
         for i, canonical_planes in zip(inside, segment.planes, strict=True):
-            surface = frame_surface(lrm, geometry.planes[i], settings.track_grid, level)
+            try:
+                surface = frame_surface(lrm, geometry.planes[i], settings.track_grid, level)
+            except EmptyFieldError:
+                # this frame's reconstruction never reaches the mesh's level (a weak frame, not an empty clip:
+                # frame 0 had a surface): the mesh holds its last place, as when no registration succeeds
+                follower.failures += 1
+                raw[i] = raw[i - 1]
+                if i >= 2:
+                    emit(i - 1)
+                continue
             samples = np.asarray(surface.vertices, dtype=np.float32)
             moved = track_vertices(codes, samples, canonical_at(models.lrm_c, canonical_planes, samples))[first]
             if flow is not None:

@@ -10,10 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from backend.io.clip_folder import read_clip_folder
 from backend.models.checkpoints import load_checkpoint, save_checkpoint
 from backend.models.lim import LIM
 from backend.models.lrm import LRM
+from backend.pipeline import output_positions
+from backend.reconstruct import Models, Progress, Settings, fitted_frames, reconstruct
 from conftest import REPO, run_backend
 
 SHIPPED = REPO / "backend" / "checkpoints"
@@ -60,3 +64,21 @@ def test_reconstruct_without_canonical_models_says_so(tmp_path: Path) -> None:
     (folder / "lrm").symlink_to(SHIPPED / "lrm")
     done = run_backend("reconstruct", str(tmp_path), "--out", str(tmp_path / "job"), "--checkpoints", str(folder))
     assert done.returncode == 2 and "missing checkpoint folders" in done.stderr
+
+
+def test_a_frame_whose_surface_vanishes_keeps_the_mesh_in_place(tmp_path: Path, checkpoints: Path) -> None:
+    """One weak frame (its field never reaches the mesh's level: here a blank triplane) costs that frame its
+    motion, not the job: the mesh holds its last place there and every frame is still written."""
+    clip_folder = tmp_path / "clip"
+    assert run_backend("world", "--seed", "1000005", "--views", "4", "--frames", "5", "--size", "64",
+                       "--out", str(clip_folder)).returncode == 0
+    clip = read_clip_folder(clip_folder)
+    models = Models.load(checkpoints)
+    settings = Settings(stride=2, target_faces=800, texture_size=128, gaussians=False, fit_steps=0)
+    geometry = fitted_frames(models, clip, settings, output_positions(5), Progress())
+    geometry.planes[3] = torch.zeros_like(geometry.planes[3])  # a constant field: no isosurface at any level
+    job = tmp_path / "job"
+    manifest = reconstruct(clip, models, job, settings, geometry=geometry)
+    frames = np.stack([np.load(job / "frames" / f"frame_{f:04d}.npy") for f in range(5)])
+    assert np.isfinite(frames).all() and manifest["quality"]["frames_kept_still"] >= 1
+    assert (job / "animation.glb").stat().st_size > 0

@@ -148,12 +148,16 @@ def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | No
     for case in cases:
         names.append(case.name)
         rows.append(evaluate_case(case, models, settings))
+        print(f"{case.name}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items() if np.isscalar(v)), flush=True)
     figures = {key: np.round(np.mean([r[key] for r in rows], axis=0), 3).tolist() for key in rows[0]}
     figures["psnr_gap_db"] = round(figures["psnr_untracked"] - figures["psnr_tracked"], 3)
     figures["psnr_gap_full_db"] = round(figures["psnr_untracked_full"] - figures["psnr_tracked_full"], 3)
     figures.update({"config": config_name, "device": device_description(), "date": today(),
                     "seeds": [] if gltf else seeds, "assets": [p.name for p in gltf or []],
-                    "frames": FRAMES, "seconds": round(time.perf_counter() - started, 1)})
+                    "frames": FRAMES, "seconds": round(time.perf_counter() - started, 1),
+                    # each case's own figures (the means above hide which motion fails)
+                    "per_case": {name: {k: round(float(v), 3) for k, v in row.items() if np.isscalar(v)}
+                                 for name, row in zip(names, rows, strict=True)}})
     print(json.dumps(figures, indent=1))
     if json_path:
         json_path.write_text(json.dumps(figures, indent=1))
