@@ -8,9 +8,10 @@ World seeds (evaluation only), each a 32-frame clip seen by one ring camera at t
   `..._true_views` is the same with the true views in place of the generated ones (the ceiling);
 - input_view_psnr and mask_iou: the result rendered from the input camera against the input.
 The world clip's camera is already the model's camera, so these figures leave framing out; the
-DAVIS clips (`../shared/data/videos/davis`) go through the whole path (matte, framing, virtual
-camera) for the input-view mask IoU and a contact sheet each: input | result from the input view |
-result from the side. The CPU time of a whole 32-frame 256² monocular job is timed too.
+clips in `../shared/data/videos` (the real DAVIS footage, the generated and the synthetic clips; their
+first 32 frames) go through the whole path (matte, framing, virtual camera) for the input-view mask IoU
+against the clip's matte and a contact sheet each: input | result from the input view | result from the
+side. The CPU time of a whole 32-frame 256² monocular job is timed too.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ from backend.world.render import render_clip
 from backend.world.seeds import EVALUATION_SEED_START, is_evaluation_seed
 
 FRAMES, SIZE, STRIDE, SAMPLED = 32, 64, 4, 8
-DAVIS = Path(__file__).resolve().parents[3] / "shared" / "data" / "videos" / "davis"
+VIDEOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "videos"
+VIDEO_FOLDERS = ("davis", "generated", "synthetic")
+VIDEO_SUFFIXES = {".gif", ".mp4", ".mov", ".webm"}
 
 
 def render_result(lrm, planes: torch.Tensor, cameras: list[Camera]) -> tuple[np.ndarray, np.ndarray]:
@@ -94,9 +97,15 @@ def world_case(seed: int, lrm, lim, diffusion, fit: FitSettings) -> dict[str, fl
             "input_view_psnr": float(np.mean(input_psnr)), "mask_iou": float(np.mean(mask_iou))}
 
 
-def davis_case(path: Path, lrm, lim, diffusion, fit: FitSettings, sheet: Path) -> dict[str, float]:
-    """The whole monocular path on a real clip: input-view mask IoU and a contact sheet."""
-    footage = load_monocular(path, SIZE)
+def video_clips(root: Path = VIDEOS) -> dict[str, list[Path]]:
+    """The evaluation clips per folder of ``root`` (folders that are missing are left out)."""
+    return {folder: sorted(p for p in (root / folder).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+            for folder in VIDEO_FOLDERS if (root / folder).is_dir()}
+
+
+def video_case(path: Path, lrm, lim, diffusion, fit: FitSettings, sheet: Path) -> dict[str, float]:
+    """The whole monocular path on a clip's first ``FRAMES`` frames: input-view mask IoU and a contact sheet."""
+    footage = load_monocular(path, SIZE, frame_end=FRAMES)
     mono = monocular_clip(footage.frames, diffusion, STRIDE, footage.fps)
     result = reconstruct_frames(lrm, lim, mono.clip.frames, mono.clip.cameras, mono.clip.times, STRIDE)
     camera = mono.clip.cameras[0]
@@ -145,25 +154,34 @@ def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | No
     for seed, row in zip(seeds, per_seed, strict=True):
         print(f"seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
     summary = {k: round(float(np.mean([r[k] for r in per_seed])), 3) for k in per_seed[0]}
-    davis = {}
-    if DAVIS.is_dir():
-        for clip in sorted(DAVIS.glob("*.gif")):
-            davis[clip.stem] = davis_case(clip, lrm, lim, diffusion, fit, results.parent / f"mono_{clip.stem}.png")
-            print(f"davis {clip.stem}: mask IoU {davis[clip.stem]['mask_iou']:.3f} ({davis[clip.stem]['matte']} matte)")
+    videos: dict[str, dict[str, dict]] = {}
+    for folder, clips in video_clips().items():
+        videos[folder] = {}
+        for clip in clips:
+            row = video_case(clip, lrm, lim, diffusion, fit, results.parent / f"mono_{clip.stem}.png")
+            videos[folder][clip.stem] = row
+            print(f"{folder} {clip.stem}: mask IoU {row['mask_iou']:.3f} ({row['matte']} matte)")
+    davis = videos.get("davis", {})
     end_to_end = round(time_end_to_end(seeds[0], checkpoints, settings), 1)
     print(f"end to end, 32 frames at 256², final quality: {end_to_end} s")
     report = {"config": config_name, "device": device_description(), "seeds": seeds, "fit_steps": fit.steps, **summary,
               "davis_mask_iou": {k: round(v["mask_iou"], 3) for k, v in davis.items()},
               "davis_mask_iou_mean": round(float(np.mean([v["mask_iou"] for v in davis.values()])), 3) if davis else None,
+              "video_mask_iou": {f"{folder}/{k}": round(v["mask_iou"], 3) for folder, rows in videos.items()
+                                 for k, v in rows.items()},
+              "video_mask_iou_mean": {folder: round(float(np.mean([v["mask_iou"] for v in rows.values()])), 3)
+                                      for folder, rows in videos.items() if rows},
               "end_to_end_s_32_frames_256": end_to_end}
     if json_path:
         json_path.write_text(json.dumps(report, indent=1))
     append_row(results, "Monocular clips (`bench mono`)",
                ["date", "device", "config", "seeds", "generated views PSNR / SSIM", "novel-view PSNR_FG (true views)",
-                "input-view PSNR / mask IoU", "DAVIS mask IoU (mean of 6)", "32 × 256² job, s"],
+                "input-view PSNR / mask IoU", "DAVIS mask IoU (mean of 6)", "other clips' mask IoU (means)", "32 × 256² job, s"],
                [today(), report["device"], f"{config_name}, fit {fit.steps}", f"{seeds[0]}–{seeds[-1]}",
                 f"{summary['generated_view_psnr']} / {summary['generated_view_ssim']}",
                 f"{summary['novel_view_psnr_fg']} ({summary['novel_view_psnr_fg_true_views']})",
                 f"{summary['input_view_psnr']} / {summary['mask_iou']}",
-                str(report["davis_mask_iou_mean"]), str(end_to_end)])
+                str(report["davis_mask_iou_mean"]),
+                ", ".join(f"{k} {v}" for k, v in report["video_mask_iou_mean"].items() if k != "davis") or "–",
+                str(end_to_end)])
     return report
