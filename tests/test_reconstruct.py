@@ -82,3 +82,19 @@ def test_a_frame_whose_surface_vanishes_keeps_the_mesh_in_place(tmp_path: Path, 
     frames = np.stack([np.load(job / "frames" / f"frame_{f:04d}.npy") for f in range(5)])
     assert np.isfinite(frames).all() and manifest["quality"]["frames_kept_still"] >= 1
     assert (job / "animation.glb").stat().st_size > 0
+
+
+def test_frames_whose_surface_is_far_from_the_meshs_size_hold_it_still(tmp_path: Path, checkpoints: Path) -> None:
+    """Every frame's surface is about the frame-0 mesh's size; asking for 5-10x that marks each one a weak frame,
+    so the mesh stays exactly where frame 0 put it."""
+    clip_folder = tmp_path / "clip"
+    assert run_backend("world", "--seed", "1000005", "--views", "4", "--frames", "5", "--size", "64",
+                       "--out", str(clip_folder)).returncode == 0
+    clip = read_clip_folder(clip_folder)
+    settings = Settings(stride=2, target_faces=800, texture_size=128, gaussians=False, fit_steps=0,
+                        surface_extent_range=(5.0, 10.0))
+    job = tmp_path / "job"
+    manifest = reconstruct(clip, Models.load(checkpoints), job, settings)
+    frames = np.stack([np.load(job / "frames" / f"frame_{f:04d}.npy") for f in range(5)])
+    assert manifest["quality"]["frames_kept_still"] == 4
+    np.testing.assert_array_equal(frames, np.broadcast_to(frames[0], frames.shape))
