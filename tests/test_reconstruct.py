@@ -35,6 +35,15 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-view, 5-frame 64² world clip folder, shared by the tests that only read it."""
+    folder = tmp_path_factory.mktemp("clip") / "clip"
+    assert run_backend("world", "--seed", "1000005", "--views", "4", "--frames", "5", "--size", "64",
+                       "--out", str(folder)).returncode == 0
+    return folder
+
+
 def test_reconstruct_writes_a_complete_job_folder(tmp_path: Path, checkpoints: Path) -> None:
     clip = tmp_path / "clip"
     assert run_backend("world", "--seed", "1000005", "--views", "4", "--frames", "5", "--size", "64",
@@ -66,13 +75,11 @@ def test_reconstruct_without_canonical_models_says_so(tmp_path: Path) -> None:
     assert done.returncode == 2 and "missing checkpoint folders" in done.stderr
 
 
-def test_a_frame_whose_surface_vanishes_keeps_the_mesh_in_place(tmp_path: Path, checkpoints: Path) -> None:
+def test_a_frame_whose_surface_vanishes_keeps_the_mesh_in_place(tmp_path: Path, checkpoints: Path,
+                                                                 small_clip: Path) -> None:
     """One weak frame (its field never reaches the mesh's level: here a blank triplane) costs that frame its
     motion, not the job: the mesh holds its last place there and every frame is still written."""
-    clip_folder = tmp_path / "clip"
-    assert run_backend("world", "--seed", "1000005", "--views", "4", "--frames", "5", "--size", "64",
-                       "--out", str(clip_folder)).returncode == 0
-    clip = read_clip_folder(clip_folder)
+    clip = read_clip_folder(small_clip)
     models = Models.load(checkpoints)
     settings = Settings(stride=2, target_faces=800, texture_size=128, gaussians=False, fit_steps=0)
     geometry = fitted_frames(models, clip, settings, output_positions(5), Progress())
@@ -84,13 +91,11 @@ def test_a_frame_whose_surface_vanishes_keeps_the_mesh_in_place(tmp_path: Path, 
     assert (job / "animation.glb").stat().st_size > 0
 
 
-def test_frames_whose_surface_is_far_from_the_meshs_size_hold_it_still(tmp_path: Path, checkpoints: Path) -> None:
+def test_frames_whose_surface_is_far_from_the_meshs_size_hold_it_still(tmp_path: Path, checkpoints: Path,
+                                                                        small_clip: Path) -> None:
     """Every frame's surface is about the frame-0 mesh's size; asking for 5-10x that marks each one a weak frame,
     so the mesh stays exactly where frame 0 put it."""
-    clip_folder = tmp_path / "clip"
-    assert run_backend("world", "--seed", "1000005", "--views", "4", "--frames", "5", "--size", "64",
-                       "--out", str(clip_folder)).returncode == 0
-    clip = read_clip_folder(clip_folder)
+    clip = read_clip_folder(small_clip)
     settings = Settings(stride=2, target_faces=800, texture_size=128, gaussians=False, fit_steps=0,
                         surface_extent_range=(5.0, 10.0))
     job = tmp_path / "job"
