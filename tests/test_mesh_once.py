@@ -164,3 +164,26 @@ def test_a_surface_hidden_behind_another_keeps_the_field_colour() -> None:
     assert (facing & ~on_front).sum() > 100, "the back sphere faces the camera"
     assert (texels[facing & on_front, 0] > 230).mean() > 0.95  # painted red
     np.testing.assert_array_equal(texels[facing & ~on_front], 128)  # hidden: the field's grey
+
+
+def test_the_footage_outlines_part_background_pixels_never_paint_the_texture() -> None:
+    """A red card filmed square-on over white, its outline's pixels half white (anti-aliased) and inside the matte:
+    a mesh a little larger than the card (as reconstructions are) takes red or the field's grey, never pink."""
+    side = np.linspace(-1.0, 1.0, 9)
+    xs, ys = np.meshgrid(side, side)
+    vertices = np.c_[xs.ravel(), ys.ravel(), np.zeros(xs.size)]
+    quads = np.array([[r * 9 + c, r * 9 + c + 1, (r + 1) * 9 + c + 1, (r + 1) * 9 + c] for r in range(8) for c in range(8)])
+    faces = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    atlas = unwrap(vertices, faces)
+    camera = Camera.look_at(np.array([0.0, 0.0, 3.0]), np.zeros(3), up=(0.0, 1.0, 0.0), width=64, height=64)
+    frame = np.full((1, 64, 64, 3), 255, dtype=np.uint8)
+    frame[0, 20:44, 20:44] = (255, 0, 0)
+    frame[0, 19:45, [19, 44]] = frame[0, [19, 44], 19:45] = (255, 128, 128)  # the outline: half card, half white
+    matte = (frame[0] < 250).any(axis=-1)[None]
+    texture = bake(vertices, atlas, grey, size=128, footage=Footage([camera], frame, matte))
+    covered, _, _ = texel_surface(vertices, atlas, 128)
+    texels = texture[covered.numpy()].astype(int)
+    red = (texels[:, 0] > 230) & (texels[:, 1:] < 30).all(axis=1)
+    field = (np.abs(texels - 128) <= 2).all(axis=1)
+    assert red.mean() > 0.1 and field.mean() > 0.5
+    assert (red | field).mean() > 0.99, "texels painted from the outline's part-white pixels"
