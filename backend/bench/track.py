@@ -72,30 +72,39 @@ class TrackCase:
     truth_mask: np.ndarray  # (V, F, H, W) bool
 
 
-def world_case(seed: int) -> TrackCase:
+def world_case(seed: int, footage_size: int = SIZE) -> TrackCase:
+    """A world seed's clip; the job's footage at ``footage_size`` px (its models still read SIZE), judged at SIZE."""
     obj = make_object(seed)
     with tempfile.TemporaryDirectory(prefix="lim4d-track-") as tmp:
-        write_world_clip(Path(tmp), seed, VIEWS, FRAMES, SIZE)
+        write_world_clip(Path(tmp), seed, VIEWS, FRAMES, footage_size)
         clip = read_clip_folder(tmp)
     held_out = ring_cameras(2, np.random.default_rng([seed, 17]), size=SIZE)
     truth = render_clip(obj, held_out, clip.times, supersample=2)
     return TrackCase(str(seed), clip, obj, held_out, truth.composite().astype(np.float32) / 255, truth.mask)
 
 
-def gltf_case(asset: Path) -> TrackCase:
-    """A real animated asset rendered by Blender from VIEWS + 2 cameras: the first VIEWS are the input, the
-    other two judge; the ground truth is Blender's evaluated mesh at every frame (one topology)."""
+def gltf_case(asset: Path, footage_size: int = SIZE) -> TrackCase:
+    """A real animated asset rendered by Blender from VIEWS + 2 cameras at ``footage_size`` px: the first VIEWS are
+    the input, the other two judge (averaged down to SIZE); the ground truth is Blender's evaluated mesh at every
+    frame (one topology)."""
     from backend.world.gltf_clip import MeshSequence, write_gltf_clip
 
+    if footage_size % SIZE:
+        raise ValueError(f"footage size {footage_size} is not a multiple of the judged size {SIZE}")
+    factor = footage_size // SIZE
     with tempfile.TemporaryDirectory(prefix="lim4d-track-") as tmp:
-        write_gltf_clip(Path(tmp), asset, None, VIEWS + 2, FRAMES, SIZE)
+        write_gltf_clip(Path(tmp), asset, None, VIEWS + 2, FRAMES, footage_size)
         every = read_clip_folder(tmp)
         vertices = np.load(Path(tmp) / "gt" / "vertices.npz")["vertices"].astype(np.float64)
         faces = np.load(Path(tmp) / "gt" / "mesh.npz")["faces"]
-        masks = np.stack([np.load(Path(tmp) / "gt" / f"view_{v:02d}.npz")["alpha"] > 0.5 for v in range(VIEWS, VIEWS + 2)])
+        alpha = np.stack([np.load(Path(tmp) / "gt" / f"view_{v:02d}.npz")["alpha"] for v in range(VIEWS, VIEWS + 2)])
     clip = ClipFolder(every.frames[:VIEWS], every.cameras[:VIEWS], every.times, every.fps)
-    return TrackCase(asset.name, clip, MeshSequence(vertices, faces, every.times), every.cameras[VIEWS:],
-                     every.frames[VIEWS:].astype(np.float32) / 255, masks)
+    judges = every.frames[VIEWS:].astype(np.float32) / 255
+    if factor > 1:  # box-filtered down: the same as rendering at SIZE with factor x factor samples a pixel
+        judges = judges.reshape(*judges.shape[:2], SIZE, factor, SIZE, factor, 3).mean(axis=(3, 5))
+        alpha = alpha.reshape(*alpha.shape[:2], SIZE, factor, SIZE, factor).mean(axis=(3, 5))
+    return TrackCase(asset.name, clip, MeshSequence(vertices, faces, every.times),
+                     [c.resized(SIZE, SIZE) for c in every.cameras[VIEWS:]], judges, alpha > 0.5)
 
 
 def evaluate_case(case: TrackCase, models: Models, settings: Settings) -> dict[str, float]:
@@ -150,12 +159,14 @@ def evaluate_case(case: TrackCase, models: Models, settings: Settings) -> dict[s
 
 
 def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | None, config_name: str = "tiny",
-        gltf: list[Path] | None = None) -> dict:
-    """World seeds, or (``gltf``) real animated assets in place of them."""
+        gltf: list[Path] | None = None, footage_size: int = SIZE) -> dict:
+    """World seeds, or (``gltf``) real animated assets in place of them; the job's footage at ``footage_size`` px
+    (the models read SIZE whatever it is; the flow tracking, the footage fit and the texture take the footage)."""
     models = Models.load(checkpoints)
     settings = Settings(target_faces=4000, texture_size=256, gaussian_count=2000)
     started = time.perf_counter()
-    cases = (gltf_case(asset) for asset in gltf) if gltf else (world_case(seed) for seed in seeds)
+    cases = ((gltf_case(asset, footage_size) for asset in gltf) if gltf
+             else (world_case(seed, footage_size) for seed in seeds))
     names, rows = [], []
     for case in cases:
         names.append(case.name)
@@ -166,18 +177,19 @@ def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | No
     figures["psnr_gap_full_db"] = round(figures["psnr_untracked_full"] - figures["psnr_tracked_full"], 3)
     figures.update({"config": config_name, "device": device_description(), "date": today(),
                     "seeds": [] if gltf else seeds, "assets": [p.name for p in gltf or []],
-                    "frames": FRAMES, "seconds": round(time.perf_counter() - started, 1),
+                    "frames": FRAMES, "footage_size": footage_size, "seconds": round(time.perf_counter() - started, 1),
                     # each case's own figures (the means above hide which motion fails)
                     "per_case": {name: {k: round(float(v), 3) for k, v in row.items() if np.isscalar(v)}
                                  for name, row in zip(names, rows, strict=True)}})
     print(json.dumps(figures, indent=1))
     if json_path:
         json_path.write_text(json.dumps(figures, indent=1))
+    label = config_name + (f", footage {footage_size}²" if footage_size != SIZE else "")
     append_row(results, "Mesh tracking (`bench track`)",
                ["date", "device", "config", "seeds", "vertex error mean / p95 (% diag)", "flipped %", "Chamfer",
                 "PSNR tracked / untracked (gap)", "static mesh error (% diag)",
                 "s: marching cubes / decimation / UV / bake / tracking per frame"],
-               [figures["date"], figures["device"], config_name, ", ".join(names) if gltf else f"{seeds[0]}–{seeds[-1]}",
+               [figures["date"], figures["device"], label, ", ".join(names) if gltf else f"{seeds[0]}–{seeds[-1]}",
                 f"{figures['vertex_error_mean_pct']} / {figures['vertex_error_p95_pct']}", str(figures["flipped_pct"]),
                 str(figures["chamfer"]), f"{figures['psnr_tracked']} / {figures['psnr_untracked']} ({figures['psnr_gap_db']}); "
                 f"whole image {figures['psnr_tracked_full']} / {figures['psnr_untracked_full']} ({figures['psnr_gap_full_db']})",
