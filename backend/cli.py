@@ -162,8 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--checkpoints", default="backend/checkpoints", help="folder of checkpoints (lrm/, lim/, ...)")
     bench.add_argument("--device", default=None, help="speed: cpu or cuda")
     bench.add_argument("--gltf", nargs="*", default=None, help="interp, track: evaluate on these animated glTF assets instead")
-    bench.add_argument("--footage-size", type=int, default=64,
-                       help="track: the job's footage in px (the models read 64² whatever it is; judged at 64²)")
+    bench.add_argument("--footage-size", type=int, default=None,
+                       help="track: the job's footage in px (default: the judged 64²; the models read 64² whatever it is)")
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
     bench.add_argument("--jobs", type=int, default=20, help="service: consecutive jobs of the soak")
     bench.add_argument("--sizes", default=None, help="scale: clip lengths in frames (default 16,64,256)")

@@ -159,9 +159,10 @@ def evaluate_case(case: TrackCase, models: Models, settings: Settings) -> dict[s
 
 
 def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | None, config_name: str = "tiny",
-        gltf: list[Path] | None = None, footage_size: int = SIZE) -> dict:
+        gltf: list[Path] | None = None, footage_size: int | None = None) -> dict:
     """World seeds, or (``gltf``) real animated assets in place of them; the job's footage at ``footage_size`` px
     (the models read SIZE whatever it is; the flow tracking, the footage fit and the texture take the footage)."""
+    footage_size = footage_size or SIZE
     models = Models.load(checkpoints)
     settings = Settings(target_faces=4000, texture_size=256, gaussian_count=2000)
     started = time.perf_counter()
