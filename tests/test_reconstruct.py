@@ -103,3 +103,18 @@ def test_frames_whose_surface_is_far_from_the_meshs_size_hold_it_still(tmp_path:
     frames = np.stack([np.load(job / "frames" / f"frame_{f:04d}.npy") for f in range(5)])
     assert manifest["quality"]["frames_kept_still"] == 4
     np.testing.assert_array_equal(frames, np.broadcast_to(frames[0], frames.shape))
+
+
+def test_a_few_specks_do_not_swell_a_frames_size() -> None:
+    """The weak-frame guard's size of a surface: specks of haze far off (as monocular frames carry) leave it as the
+    object's, where the bounding box of every point doubles; a surface that really grew still measures larger."""
+    from backend.reconstruct import surface_extent
+
+    rng = np.random.default_rng(0)
+    body = rng.uniform(-0.5, 0.5, size=(2000, 3))
+    specks = rng.uniform(-1.5, 1.5, size=(20, 3))
+    size = float(np.linalg.norm(np.ptp(body, axis=0)))
+    with_specks = np.concatenate([body, specks])
+    assert np.linalg.norm(np.ptp(with_specks, axis=0)) > 1.6 * size  # the old measure: a swollen frame
+    assert 0.9 * size < surface_extent(with_specks) < 1.05 * size
+    assert surface_extent(2 * body) > 1.8 * size
