@@ -88,8 +88,8 @@ class Settings:
     surface_level: float | None = None  # density of the mesh's isosurface; None: the one outlining the footage best
     texture_from_footage: bool = True  # paint the texture from the footage views where they see the mesh (else the field)
     # a frame whose surface's size (``surface_extent``) falls outside this share of the frame-0 mesh's bounding-box
-    # diagonal holds the mesh still (AnimatedMorphCube: 19.2 -> 11.2 % vertex error, its weak frames at 0.04-0.33 and
-    # 1.6-2.2 measured on every point; every frame of world seeds 1000000-7 lies within 0.82-1.52)
+    # diagonal holds the mesh still (AnimatedMorphCube: 19.7 -> 11.8 % vertex error; world seeds 1000000-7 never
+    # reach either bound)
     surface_extent_range: tuple[float, float] = (0.5, 1.6)
     lay_onto_surface: bool = True  # each tracked frame's vertices on its reconstructed surface (off: as registered)
 
@@ -231,8 +231,8 @@ def mesh_footage(clip: ClipFolder, frame: int) -> Footage:
 
 def surface_extent(points: np.ndarray, share: float = 2.0) -> float:
     """The diagonal of the box holding all but ``share`` % of ``points`` at each end of every axis: a frame's size that
-    a few specks above the level do not swell (monocular frames carry such specks of haze: measured on every point,
-    world seed 1000002's surfaces spanned 1.3-1.9 of its mesh and 21 of 31 frames were held still; so, 0.9-1.6)."""
+    a few specks above the level do not swell. Monocular frames carry such specks of haze: on every point, world seed
+    1000002's surfaces spanned 1.3-1.9 of its mesh and 21 of 31 frames were held still; trimmed, 0.9-1.6 and none."""
     low, high = np.percentile(points, [share, 100 - share], axis=0)
     return float(np.linalg.norm(high - low))
 
