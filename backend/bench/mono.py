@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from skimage.metrics import structural_similarity
 
 from backend.bench.interp import psnr
 from backend.bench.results import append_row, device_description, today
+from backend.bench.track import SUPERSAMPLE, TrackedJob, run_job, vertex_errors
 from backend.input_fit import FitSettings, fit_to_footage
 from backend.io.cameras import Camera, ring_cameras
 from backend.io.matte import iou
@@ -37,6 +39,7 @@ from backend.models.view_generators import TrainedViews
 from backend.monocular import load_monocular, monocular_clip, virtual_camera
 from backend.pipeline import reconstruct_frames
 from backend.reconstruct import Models, Progress, Settings
+from backend.render.textured import render_textured
 from backend.render.volume import render_triplane
 from backend.world import make_object
 from backend.world.render import render_clip
@@ -54,7 +57,26 @@ def render_result(lrm, planes: torch.Tensor, cameras: list[Camera]) -> tuple[np.
     return out["rgb"].clamp(0, 1).numpy(), out["alpha"].numpy()
 
 
-def world_case(seed: int, lrm, lim, diffusion, fit: FitSettings) -> dict[str, float]:
+def judge_tracked(job: TrackedJob, truth, times: np.ndarray, cameras: list[Camera], views: np.ndarray, masks: np.ndarray,
+                  sampled: np.ndarray) -> dict[str, float]:
+    """The tracked textured mesh, what the user imports, against the truth: PSNR over the true foreground from the input
+    camera (``cameras[0]``) and from the others (nobody saw them) at the ``sampled`` frames, anti-aliased as the truth is;
+    vertex error (% of the diagonal) against the true trajectories over every frame. ``views`` (V, F, H, W, 3) uint8
+    and ``masks`` (V, F, H, W) of the truth from ``cameras``."""
+    seen, unseen = [], []
+    for f in sampled:
+        for v, camera in enumerate(cameras):
+            image = render_textured(job.tracked[f], job.faces, job.uvs, job.texture, camera, SUPERSAMPLE)
+            (unseen if v else seen).append(psnr(image, views[v, f].astype(np.float32) / 255, masks[v, f]))
+    errors, _ = vertex_errors(truth, times, job.tracked)
+    return {"tracked_input_view_psnr_fg": float(np.mean(seen)), "tracked_novel_view_psnr_fg": float(np.mean(unseen)),
+            "tracked_vertex_error_pct": float(errors.mean())}
+
+
+def world_case(seed: int, models: Models, diffusion, settings: Settings) -> dict[str, float]:
+    """``models``: the monocular ones (``Models.monocular``)."""
+    lrm, lim = models.lrm, models.lim
+    fit = settings.fit_settings(monocular=True)
     if not is_evaluation_seed(seed):
         raise ValueError(f"seed {seed} is a training seed; benchmarks use evaluation seeds (>= {EVALUATION_SEED_START})")
     rng = np.random.default_rng([seed, 9])
@@ -80,7 +102,7 @@ def world_case(seed: int, lrm, lim, diffusion, fit: FitSettings) -> dict[str, fl
                               fit)
     ceiling = reconstruct_frames(lrm, lim, views[:1 + g], [camera, *generated], times, STRIDE)
     sampled = np.unique(np.linspace(0, FRAMES - 1, SAMPLED).round().astype(int))
-    novel_fg, ceiling_fg, input_psnr, mask_iou = [], [], [], []
+    novel_fg, ceiling_fg, input_psnr, input_fg, mask_iou = [], [], [], [], []
     for f in sampled:
         rgb, _ = render_result(lrm, ours.planes[f], novel)
         best, _ = render_result(lrm, ceiling.planes[f], novel)
@@ -91,10 +113,16 @@ def world_case(seed: int, lrm, lim, diffusion, fit: FitSettings) -> dict[str, fl
             ceiling_fg.append(psnr(best[view], gt, mask))
         rgb, alpha = render_result(lrm, ours.planes[f], [camera])
         input_psnr.append(psnr(rgb[0], views[0, f].astype(np.float32) / 255))
+        input_fg.append(psnr(rgb[0], views[0, f].astype(np.float32) / 255, render.mask[0, f]))
         mask_iou.append(iou(alpha[0] > 0.5, render.mask[0, f]))
+    # the world clip's camera is the model's, so the tracked mesh lives in the world's frame, as the truth does
+    job = run_job(mono.clip, models, replace(settings, gaussians=False), ours)
+    tracked = judge_tracked(job, obj, times, [camera, *novel], views[[0, 1 + g, 2 + g]],
+                            render.mask[[0, 1 + g, 2 + g]], sampled)
     return {"generated_view_psnr": generated_psnr, "generated_view_ssim": generated_ssim,
             "novel_view_psnr_fg": float(np.mean(novel_fg)), "novel_view_psnr_fg_true_views": float(np.mean(ceiling_fg)),
-            "input_view_psnr": float(np.mean(input_psnr)), "mask_iou": float(np.mean(mask_iou))}
+            "input_view_psnr": float(np.mean(input_psnr)), "input_view_psnr_fg": float(np.mean(input_fg)),
+            "mask_iou": float(np.mean(mask_iou)), **tracked}
 
 
 def video_clips(root: Path = VIDEOS) -> dict[str, list[Path]]:
@@ -150,7 +178,7 @@ def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | No
     models = Models.load(checkpoints).monocular()  # the LRM and LIM a monocular job uses
     lrm, lim = models.lrm, models.lim
     diffusion = TrainedViews(load_checkpoint(checkpoints / "mvdiff", "mvdiff"))
-    per_seed = [world_case(seed, lrm, lim, diffusion, fit) for seed in seeds]
+    per_seed = [world_case(seed, models, diffusion, settings) for seed in seeds]
     for seed, row in zip(seeds, per_seed, strict=True):
         print(f"seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
     summary = {k: round(float(np.mean([r[k] for r in per_seed])), 3) for k in per_seed[0]}

@@ -107,29 +107,55 @@ def gltf_case(asset: Path, footage_size: int = SIZE) -> TrackCase:
                      [c.resized(SIZE, SIZE) for c in every.cameras[VIEWS:]], judges, alpha > 0.5)
 
 
-def evaluate_case(case: TrackCase, models: Models, settings: Settings) -> dict[str, float]:
-    clip, obj, held_out = case.clip, case.truth, case.held_out
+@dataclass
+class TrackedJob:
+    """What a reconstruction job wrote that the judging reads."""
+
+    tracked: np.ndarray  # (F, N, 3) vertices at every frame
+    faces: np.ndarray
+    uvs: np.ndarray
+    texture: np.ndarray  # (h, w, 3) uint8
+    timings: dict[str, float]
+
+
+def run_job(clip: ClipFolder, models: Models, settings: Settings, geometry) -> TrackedJob:
+    """``reconstruct`` on ``clip`` from precomputed triplanes ``geometry`` (one per frame) into a temporary job folder."""
     with tempfile.TemporaryDirectory(prefix="lim4d-track-") as tmp:
         job = Path(tmp) / "job"
-        geometry = fitted_frames(models, clip, settings, output_positions(FRAMES), Progress())  # as the job makes it
         timings = reconstruct(clip, models, job, settings, geometry=geometry)["timings_s"]
         mesh = np.load(job / "mesh.npz")
-        tracked = np.stack([np.load(job / "frames" / f"frame_{f:04d}.npy") for f in range(FRAMES)])
+        tracked = np.stack([np.load(job / "frames" / f"frame_{f:04d}.npy") for f in range(len(geometry.planes))])
         texture = np.array(Image.open(job / "texture.png").convert("RGB"))  # writable, for torch
-    faces, uvs = mesh["faces"], mesh["uvs"]
-    truth0 = trimesh.Trimesh(obj.vertices_at(clip.times[0]), obj.faces, process=False)
+    return TrackedJob(tracked, mesh["faces"], mesh["uvs"], texture, timings)
+
+
+def vertex_errors(truth, times: np.ndarray, tracked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame and vertex, the distance (% of the truth's bounding-box diagonal) from each tracked vertex to the true
+    surface point it started on (closest point on the truth at ``times[0]``, carried by its barycentric coordinates),
+    and the same for a mesh that never moves: two (F, N) arrays."""
+    truth0 = trimesh.Trimesh(truth.vertices_at(times[0]), truth.faces, process=False)
     closest, _, triangle = closest_points(truth0, tracked[0])
     bary = trimesh.triangles.points_to_barycentric(truth0.triangles[triangle], closest)
-    diagonal = np.linalg.norm(np.ptp(obj.canonical_vertices, axis=0))
-    errors, static, chamfers = [], [], []
+    diagonal = np.linalg.norm(np.ptp(truth.canonical_vertices, axis=0))
+    errors, static = [], []
+    for f, t in enumerate(times):
+        truth_points = (bary[..., None] * truth.vertices_at(t)[truth.faces[triangle]]).sum(axis=1)
+        errors.append(np.linalg.norm(tracked[f] - truth_points, axis=1) / diagonal * 100)
+        static.append(np.linalg.norm(tracked[0] - truth_points, axis=1) / diagonal * 100)
+    return np.stack(errors), np.stack(static)
+
+
+def evaluate_case(case: TrackCase, models: Models, settings: Settings) -> dict[str, float]:
+    clip, obj, held_out = case.clip, case.truth, case.held_out
+    geometry = fitted_frames(models, clip, settings, output_positions(FRAMES), Progress())  # as the job makes it
+    job = run_job(clip, models, settings, geometry)
+    tracked, faces, uvs, texture, timings = job.tracked, job.faces, job.uvs, job.texture, job.timings
+    errors, static = vertex_errors(obj, clip.times, tracked)
+    chamfers = []
     lrm = models.lrm
     psnr_tracked, psnr_untracked, full_tracked, full_untracked = [], [], [], []
     for f, t in enumerate(clip.times):
-        posed = obj.vertices_at(t)
-        truth_points = (bary[..., None] * posed[obj.faces[triangle]]).sum(axis=1)
-        errors.append(np.linalg.norm(tracked[f] - truth_points, axis=1) / diagonal * 100)
-        static.append(np.linalg.norm(tracked[0] - truth_points, axis=1) / diagonal * 100)  # a mesh that never moves
-        chamfers.append(chamfer(tracked[f], trimesh.Trimesh(posed, obj.faces, process=False)))
+        chamfers.append(chamfer(tracked[f], trimesh.Trimesh(obj.vertices_at(t), obj.faces, process=False)))
         untracked = render_volume(lrm, geometry.planes[f], held_out)
         gt, mask = case.truth_rgb[:, f], case.truth_mask[:, f]
         rendered = [render_textured(tracked[f], faces, uvs, texture, camera, SUPERSAMPLE) for camera in held_out]
@@ -138,7 +164,6 @@ def evaluate_case(case: TrackCase, models: Models, settings: Settings) -> dict[s
         # the whole image too: PSNR over the true foreground alone never sees a mesh spill past the outline
         full_tracked.append([psnr(rendered[v], gt[v]) for v in range(len(held_out))])
         full_untracked.append([psnr(untracked[v], gt[v]) for v in range(len(held_out))])
-    errors = np.stack(errors)
     return {
         "vertex_error_mean_pct": float(errors.mean()),
         "vertex_error_p95_pct": float(np.percentile(errors, 95)),
