@@ -11,13 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from backend.io.cameras import Camera
+from backend.io.cameras import Camera, ring_cameras
 from backend.io.framing import Framing
+from backend.io.matte import iou
 from backend.models.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from backend.models.mvdiffusion import DiffusionConfig, MultiViewDiffusion, generate_views
+from backend.models.mvdiffusion import DiffusionConfig, MultiViewDiffusion, elevation_of, generate_views
 from backend.models.view_generators import LAYOUT_FILE, LocalPipelineViews
-from backend.monocular import MODEL_RADIUS, placement, virtual_camera
+from backend.monocular import MODEL_RADIUS, monocular_clip, placement, virtual_camera
+from backend.pipeline import output_positions
 from backend.protocol import Event
+from backend.reconstruct import Models, Progress, Settings, fitted_frames, reconstruct
+from backend.render.raster import rasterize
+from backend.world import make_object
+from backend.world.render import render_clip
 from tests.conftest import REPO, Backend, run_backend
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -208,3 +214,30 @@ def test_the_footage_fit_can_be_turned_off_from_the_cli(tmp_path: Path, single_v
     manifest = json.loads((job / "manifest.json").read_text())
     assert manifest["monocular"]["fit_steps"] == 0 and "fit" not in manifest["timings_s"]  # the stage is skipped
     assert len(list((job / "frames").glob("frame_*.npy"))) == 6
+
+
+def monocular_tracking_iou(settings: Settings, tmp_path: Path) -> list[float]:
+    """A 13-frame monocular job on world seed 1000002 (a box whose lid swings open), its view 0 the world's own
+    camera so the tracked mesh lives in the world's frame: per frame, the tracked mesh's outline from that camera
+    against the footage's true outline (IoU)."""
+    models = Models.load(REPO / "backend" / "checkpoints")
+    generator, models = models.diffusion(), models.monocular()
+    camera = ring_cameras(1, np.random.default_rng([1000002, 9]), size=64)[0]
+    footage = render_clip(make_object(1000002), [camera], np.linspace(0, 1, 32)[:13], supersample=2)
+    mono = monocular_clip(footage.composite()[0], generator, 4, 24.0, float(np.degrees(elevation_of(camera))), camera=camera)
+    geometry = fitted_frames(models, mono.clip, settings, output_positions(13), Progress(),
+                             mattes=footage.mask[:1].astype(np.float32))
+    reconstruct(mono.clip, models, tmp_path, settings, geometry=geometry)
+    faces = torch.as_tensor(np.load(tmp_path / "mesh.npz")["faces"], dtype=torch.long)
+    outlines = [rasterize(torch.as_tensor(np.load(tmp_path / "frames" / f"frame_{f:04d}.npy")), faces, camera).mask.numpy()
+                for f in range(13)]
+    return [iou(outline, truth) for outline, truth in zip(outlines, footage.mask[0], strict=True)]
+
+
+def test_a_monocular_mesh_stays_on_the_outline_its_footage_shows(tmp_path: Path) -> None:
+    """As the lid swings open the tracked mesh follows it (Settings.monocular_stiffness, 0.3): outline IoU 0.885 on
+    average over the 13 frames when measured. As stiff as a multi-view clip's mesh (10) the lid stayed shut: 0.815,
+    0.76 at worst."""
+    scores = monocular_tracking_iou(Settings.for_quality("preview", gaussians=False), tmp_path)
+    assert scores[0] > 0.9  # the mesh is made from frame 0
+    assert np.mean(scores) > 0.85 and min(scores) > 0.8, np.round(scores, 3)

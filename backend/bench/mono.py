@@ -212,4 +212,11 @@ def run(seeds: list[int], checkpoints: Path, results: Path, json_path: Path | No
                 str(report["davis_mask_iou_mean"]),
                 ", ".join(f"{k} {v}" for k, v in report["video_mask_iou_mean"].items() if k != "davis") or "–",
                 str(end_to_end)])
+    append_row(results, "Monocular tracked meshes (`bench mono`)",
+               ["date", "device", "config", "seeds", "tracked mesh PSNR_FG: input camera (triplane) / unseen cameras",
+                "vertex error (% diag)", "monocular stiffness"],
+               [today(), report["device"], f"{config_name}, fit {fit.steps}", f"{seeds[0]}–{seeds[-1]}",
+                f"{summary['tracked_input_view_psnr_fg']} ({summary['input_view_psnr_fg']}) / "
+                f"{summary['tracked_novel_view_psnr_fg']}", str(summary["tracked_vertex_error_pct"]),
+                str(settings.monocular_stiffness)])
     return report
