@@ -6,7 +6,7 @@ from backend.bench.track import vertex_errors
 from backend.world import make_object
 
 
-def test_vertex_error_is_zero_on_the_truth_and_the_still_meshs_error_on_a_still_mesh():
+def test_vertex_error_is_zero_on_the_truth_and_the_still_meshs_error_on_a_still_mesh() -> None:
     obj = make_object(1000002)  # a box whose lid swings: a motion a still mesh gets wrong
     times = np.linspace(0, 1, 6)
     rng = np.random.default_rng(0)

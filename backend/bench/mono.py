@@ -7,6 +7,8 @@ World seeds (evaluation only), each a 32-frame clip seen by one ring camera at t
   keyframes) rendered from two cameras nobody saw, at 8 frames, PSNR over the true foreground;
   `..._true_views` is the same with the true views in place of the generated ones (the ceiling);
 - input_view_psnr and mask_iou: the result rendered from the input camera against the input.
+- tracked_*: the tracked textured mesh the job imports (``judge_tracked``), from the input camera and the
+  unseen ones, and its vertex error against the true trajectories.
 The world clip's camera is already the model's camera, so these figures leave framing out; the
 clips in `../shared/data/videos` (the real DAVIS footage, the generated and the synthetic clips; their
 first 32 frames) go through the whole path (matte, framing, virtual camera) for the input-view mask IoU
