@@ -68,16 +68,24 @@ def build_object(key: str, job_id: str, data: dict[str, Any], scene: bpy.types.S
     return obj
 
 
-def _material(key: str, png: bytes) -> bpy.types.Material:
-    """A Principled BSDF fed by the baked texture, packed into the .blend so it travels with it."""
+def _packed_image(key: str, png: bytes) -> bpy.types.Image:
+    """The PNG as an image packed into the .blend, so it travels with it."""
     handle, path = tempfile.mkstemp(suffix=".png", prefix="lim4d_")
     with os.fdopen(handle, "wb") as out:
         out.write(png)
-    image = bpy.data.images.load(path)
-    image.name = f"lim4d_{key}"
-    image.pack()
-    image.filepath = ""
-    os.remove(path)
+    try:
+        image = bpy.data.images.load(path)
+        image.name = f"lim4d_{key}"
+        image.pack()
+        image.filepath = ""
+    finally:
+        os.remove(path)
+    return image
+
+
+def _material(key: str, png: bytes) -> bpy.types.Material:
+    """A Principled BSDF fed by the baked texture."""
+    image = _packed_image(key, png)
     material = bpy.data.materials.new(f"lim4d_{key}")
     material.use_nodes = True
     nodes = material.node_tree.nodes
@@ -86,6 +94,20 @@ def _material(key: str, png: bytes) -> bpy.types.Material:
     texture.image = image
     material.node_tree.links.new(texture.outputs["Color"], shader.inputs["Base Color"])
     return material
+
+
+def replace_texture(obj: bpy.types.Object, png: bytes) -> None:
+    """The object's texture becomes ``png`` (the backend repaints it once every frame is tracked); the old image goes."""
+    for material in obj.data.materials:
+        if material is None or not material.use_nodes:
+            continue
+        for node in material.node_tree.nodes:
+            if node.type == "TEX_IMAGE" and node.image is not None:
+                old, name = node.image, node.image.name
+                node.image = _packed_image(obj[KEY_PROP], png)
+                if old.users == 0:
+                    bpy.data.images.remove(old)
+                    node.image.name = name  # not "….001"
 
 
 def add_frame(obj: bpy.types.Object, index: int, vertices: np.ndarray) -> None:

@@ -165,6 +165,10 @@ def apply_message(session: Session, message: tuple[Any, ...]) -> None:
         if obj is not None:
             importer.add_frame(obj, index, vertices)
             settings.frames_imported = len(importer.imported_frames(obj))
+    elif kind == "texture":
+        obj = importer.find_object(session.key)
+        if obj is not None:
+            importer.replace_texture(obj, message[1])
     elif kind == "end":
         _, state, error = message
         settings.state, settings.error = state, error or ""

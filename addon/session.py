@@ -6,6 +6,7 @@ modal operator calls `drain_all`; tests call it directly, as timers never fire i
     ("progress", {"stage", "fraction", "eta_s"})     ("log", text)
     ("mesh", {"vertices", "faces", "uvs", "texture", "frames", "fps", "positions", "world_transform"})
     ("frame", index, position, vertices (N, 3) float32)
+    ("texture", png bytes)                        the texture repainted once every frame is tracked
     ("end", state, error or None)
 """
 
@@ -61,6 +62,12 @@ class Session:
                         self.messages.put(("frame", event["frame"], event["position"], self._frame(event["frame"])))
                     self.messages.put(("progress", {"stage": "tracking", "fraction": event.get("fraction"),
                                                     "eta_s": event.get("eta_s")}))
+                elif kind == Event.TEXTURE:
+                    if not mesh_sent:  # the mesh fetched now carries this texture already
+                        self.messages.put(("mesh", self._mesh({})))
+                        mesh_sent = True
+                    else:
+                        self.messages.put(("texture", self.client.texture(self.job_id)))
                 elif kind in Event.TERMINAL:
                     self.messages.put(("end", {Event.DONE: JobState.DONE, Event.FAILED: JobState.FAILED,
                                                Event.CANCELLED: JobState.CANCELLED}[kind], event.get("error")))

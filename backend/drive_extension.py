@@ -14,6 +14,7 @@ the .blend and lets the add-on finish the import.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -86,6 +87,18 @@ def current_object():
     return module("importer").find_object(bpy.context.scene.lim4d.import_key)
 
 
+def texture_difference(image, png: bytes) -> float:
+    """Largest per-channel difference between the imported image and the job's texture.png as it is now (repainted
+    once every frame is tracked: an add-on that kept the first texture differs)."""
+    from PIL import Image
+
+    final = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32) / 255
+    width, height = image.size
+    pixels = np.empty(width * height * 4, dtype=np.float32)
+    image.pixels.foreach_get(pixels)
+    return float(np.abs(pixels.reshape(height, width, 4)[::-1, :, :3] - final).max())
+
+
 def check_import(report: dict, out: Path, formats: list[str]) -> None:
     settings = bpy.context.scene.lim4d
     obj = current_object()
@@ -101,7 +114,8 @@ def check_import(report: dict, out: Path, formats: list[str]) -> None:
     report["frames"] = len(frames)
     report["uv_layers"] = len(obj.data.uv_layers)
     image = obj.active_material.node_tree.nodes["Image Texture"].image
-    report["texture"] = {"packed": image.packed_file is not None, "size": list(image.size)}
+    report["texture"] = {"packed": image.packed_file is not None, "size": list(image.size), "name": image.name,
+                         "key": settings.import_key, "difference_to_final": texture_difference(image, link.client.texture(settings.job_id))}
     report["scene_range"] = [bpy.context.scene.frame_start, bpy.context.scene.frame_end]
     report["exports"] = {}
     exporting = module("exporting")

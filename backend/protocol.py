@@ -51,13 +51,15 @@ class Event:
     LOG = "log"  # {"message": text}
     MESH = "mesh"  # {"vertices", "faces", "frames", "fps", "times": [...], "world_transform": 4x4}: mesh, texture ready
     FRAME = "frame"  # {"frame": i, "position": input-frame position, "fraction", "eta_s"}: frame i ready
+    TEXTURE = "texture"  # {}: texture.png repainted from the footage of every tracked frame; it replaces the first one
     DONE = "done"  # {"frames": n}
     FAILED = "failed"  # {"error": reason, "frames": n finished}
     CANCELLED = "cancelled"  # {"frames": n finished}
     TERMINAL = (DONE, FAILED, CANCELLED)
 
 
-STAGES = ("decode", "views", "lrm_lim", "fit", "marching_cubes", "decimation", "uv", "texture", "tracking", "gaussians", "outputs")
+STAGES = ("decode", "views", "lrm_lim", "fit", "marching_cubes", "decimation", "uv", "texture", "tracking", "repaint",
+          "gaussians", "outputs")
 
 # quality preset -> reconstruction settings (faces, texture size, mesh grid, whether to write 4D Gaussians)
 QUALITY_PRESETS: dict[str, dict[str, int | bool]] = {

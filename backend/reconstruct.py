@@ -50,7 +50,7 @@ from backend.mesh.track import (
     track_vertices,
     vertex_neighbours,
 )
-from backend.mesh.uv import unwrap
+from backend.mesh.uv import Atlas, unwrap
 from backend.models.canonical import CanonicalChain
 from backend.models.checkpoints import load_checkpoint
 from backend.pipeline import Reconstruction, keyframe_indices, model_views, output_positions, reconstruct_frames
@@ -92,6 +92,9 @@ class Settings:
     monocular_stiffness: float = 0.3
     surface_level: float | None = None  # density of the mesh's isosurface; None: the one outlining the footage best
     texture_from_footage: bool = True  # paint the texture from the footage views where they see the mesh (else the field)
+    # once tracked, paint it again from the footage of every frame where tracking put the mesh (the first texture
+    # streams with the mesh; this one replaces it)
+    texture_over_time: bool = True
     # a frame whose surface's size (``surface_extent``) falls outside this share of the frame-0 mesh's bounding-box
     # diagonal holds the mesh still (AnimatedMorphCube: 19.7 -> 11.8 % vertex error; world seeds 1000000-7 never
     # reach either bound)
@@ -303,6 +306,13 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
         tracked, kept_still = track_sequence(clip, models, geometry, vertices0, faces, keys, positions, settings,
                                              choice.level, out, progress)
 
+    if settings.texture_from_footage and settings.texture_over_time and clip.footage_views and len(positions) > 1:
+        with progress.stage("repaint"):
+            texture = repaint(clip, atlas, np.asarray(mesh.vertices), tracked, positions, first, settings.texture_size,
+                              lambda p: lrm.decoder(geometry.planes[0], p[None]).rgb[0])
+            save_image_atomically(out / "texture.png", texture)
+        progress.on_event("texture", {})
+
     if settings.gaussians:
         with progress.stage("gaussians"):
             write_gaussians(out, tracked, faces, atlas.uvs, texture, clip.fps, settings)
@@ -323,6 +333,24 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
         }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def repaint(clip: ClipFolder, atlas: Atlas, vertices: np.ndarray, tracked: np.ndarray, positions: np.ndarray, first: int,
+            size: int, colour) -> np.ndarray:
+    """The texture painted from the footage of every output frame that shows a whole input frame, each where the
+    tracked mesh lies at it (the first frame's vertices are the mesh's own)."""
+    whole = [i for i in range(1, len(positions)) if abs(positions[i] - np.rint(positions[i])) < 1e-6
+             and 0 <= int(np.rint(positions[i])) < clip.frames.shape[1] and int(np.rint(positions[i])) != first]
+    with torch.no_grad():
+        return bake(vertices, atlas, colour, size, footage=mesh_footage(clip, first),
+                    tracked=[(tracked[i], mesh_footage(clip, int(np.rint(positions[i])))) for i in whole])
+
+
+def save_image_atomically(path: Path, image: np.ndarray) -> None:
+    """A PNG through a temporary name: a reader never sees half a texture."""
+    partial = path.with_name(path.stem + ".partial.png")
+    Image.fromarray(image).save(partial)
+    os.replace(partial, path)
 
 
 def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, vertices0: np.ndarray, faces: np.ndarray,

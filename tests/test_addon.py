@@ -48,6 +48,9 @@ def test_import_streams_a_scrubbable_textured_shape_key_animation(report: dict) 
     assert report["frames"] == 5 and report["shape_keys"] == 5 + 1  # Basis + one per frame
     assert report["scrub_error"] < 1e-5  # frame_set reproduces the streamed vertices
     assert report["uv_layers"] == 1 and report["texture"]["packed"] and report["texture"]["size"][0] > 0
+    # the texture repainted from every tracked frame replaced the first one, under the same name
+    assert report["texture"]["difference_to_final"] <= 1.01 / 255
+    assert report["texture"]["name"] == f"lim4d_{report['texture']['key']}"
     assert report["scene_range"] == [1, 5]
 
 

@@ -187,3 +187,25 @@ def test_the_footage_outlines_part_background_pixels_never_paint_the_texture() -
     field = (np.abs(texels - 128) <= 2).all(axis=1)
     assert red.mean() > 0.1 and field.mean() > 0.5
     assert (red | field).mean() > 0.99, "texels painted from the outline's part-white pixels"
+
+
+def test_later_frames_paint_the_side_the_first_frame_hides() -> None:
+    """A sphere that turns half round between two frames before one camera: the first frame's footage (red) paints
+    the side facing it, the second's (blue) the side it turned towards the camera, each where tracking put it."""
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    atlas = unwrap(np.asarray(mesh.vertices), np.asarray(mesh.faces))
+    camera = Camera.look_at(np.array([0.0, 0.0, 3.0]), np.zeros(3), fov_deg=30, width=96, height=96)
+    red, blue = np.zeros((1, 96, 96, 3), dtype=np.uint8), np.zeros((1, 96, 96, 3), dtype=np.uint8)
+    red[..., 0] = blue[..., 2] = 255
+    turned = (np.asarray(mesh.vertices) * [-1.0, 1.0, -1.0])[atlas.vertex_map]  # half a turn about y
+    first_only = bake(np.asarray(mesh.vertices), atlas, grey, size=256, footage=Footage([camera], red))
+    both = bake(np.asarray(mesh.vertices), atlas, grey, size=256, footage=Footage([camera], red),
+                tracked=[(turned.astype(np.float32), Footage([camera], blue))])
+    covered, _, normals = texel_surface(np.asarray(mesh.vertices), atlas, 256)
+    front = normals.numpy()[:, 2] > 0.9  # faces the camera at the first frame
+    back = normals.numpy()[:, 2] < -0.9  # faces it once turned
+    texels, texels_first = both[covered.numpy()].astype(int), first_only[covered.numpy()].astype(int)
+    # (the field's grey weighs in a little everywhere: FIELD_WEIGHT)
+    assert (texels[front, 0] > 215).mean() > 0.95 and (texels[front, 2] < 40).mean() > 0.95
+    assert (texels[back, 2] > 215).mean() > 0.95 and (texels[back, 0] < 40).mean() > 0.95
+    np.testing.assert_array_equal(texels_first[back], 128)  # the first frame alone leaves it to the field

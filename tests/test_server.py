@@ -105,6 +105,8 @@ def test_job_life_cycle_streams_frames_in_order_and_resumes(backend: Backend, cl
         frames = [e for e in events if e["type"] == Event.FRAME]
         assert [e["frame"] for e in frames] == list(range(6))
         assert kinds.index(Event.MESH) < kinds.index(Event.FRAME)  # mesh first, then frames as they finish
+        # once every frame is tracked the texture is repainted from all of them
+        assert kinds.count(Event.TEXTURE) == 1 and len(kinds) - 1 - kinds[::-1].index(Event.FRAME) < kinds.index(Event.TEXTURE)
         fractions = [e["fraction"] for e in events if "fraction" in e]
         assert fractions == sorted(fractions) and 0.9 < fractions[-1] <= 1.0
         stages = [e["stage"] for e in events if e["type"] == Event.STAGE]

@@ -3,7 +3,8 @@ elsewhere, dilate seams."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -20,18 +21,28 @@ FIELD_WEIGHT = 0.05
 
 
 def bake(vertices: np.ndarray, atlas: Atlas, colour: Callable[[torch.Tensor], torch.Tensor], size: int = 512,
-         chunk: int = 65536, footage: Footage | None = None) -> np.ndarray:
+         chunk: int = 65536, footage: Footage | None = None,
+         tracked: Sequence[tuple[np.ndarray, Footage]] = ()) -> np.ndarray:
     """uint8 RGB texture (size, size, 3); row 0 is the top (v = 1), as image files store it.
 
     ``colour`` maps surface points (P, 3) to RGB (P, 3) in [0, 1]; ``footage`` (views of the mesh's frame), where
     given, paints every texel a camera sees (`bench track`, world seeds: the tracked mesh
-    15.8 -> 16.7 dB PSNR_FG from held-out views, 18.5 -> 20.3 at frame 0).
+    15.8 -> 16.7 dB PSNR_FG from held-out views, 18.5 -> 20.3 at frame 0). ``tracked`` adds later frames: pairs of
+    the atlas's vertices (N', 3) where tracking put them and that frame's footage; each paints the texels it sees
+    where they lie then, so a side the first frame hides takes the footage that shows it later.
     """
     covered, points, normals = texel_surface(vertices, atlas, size)
     with torch.no_grad():
         texels = torch.cat([colour(points[s:s + chunk]) for s in range(0, len(points), chunk)]).clamp(0, 1)
+    painted, weight = torch.zeros_like(texels), torch.zeros(len(texels))
     if footage is not None:
         painted, weight = project_footage(points, normals, np.asarray(vertices)[atlas.vertex_map], atlas.faces, footage)
+    moving = replace(atlas, vertex_map=np.arange(len(atlas.uvs)))  # tracked vertices come in atlas order
+    for frame_vertices, frame_footage in tracked:
+        _, frame_points, frame_normals = texel_surface(frame_vertices, moving, size)  # the same texels, moved
+        colour_sum, weight_sum = project_footage(frame_points, frame_normals, frame_vertices, atlas.faces, frame_footage)
+        painted, weight = painted + colour_sum, weight + weight_sum
+    if footage is not None or tracked:
         texels = (painted + FIELD_WEIGHT * texels) / (weight + FIELD_WEIGHT)[:, None]
     image = np.zeros((size, size, 3), dtype=np.float32)
     mask = covered.numpy()

@@ -22,7 +22,7 @@ from backend.protocol import STAGES, Event
 
 # share of the whole job each stage takes, roughly, on the tiny models (tracking is spread over frames)
 STAGE_WEIGHTS = {"decode": 0.04, "views": 0.1, "lrm_lim": 0.08, "fit": 0.2, "marching_cubes": 0.04, "decimation": 0.02,
-                 "uv": 0.06, "texture": 0.04, "tracking": 0.6, "gaussians": 0.08, "outputs": 0.04}
+                 "uv": 0.06, "texture": 0.04, "tracking": 0.6, "repaint": 0.04, "gaussians": 0.08, "outputs": 0.04}
 
 
 class Estimate:
@@ -118,6 +118,8 @@ def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
             log.append(Event.STAGE, stage=value, **estimate.report())
         elif kind == "mesh":
             log.append(Event.MESH, **value)
+        elif kind == "texture":
+            log.append(Event.TEXTURE, **value)
         elif kind == "frame":
             index, position = value
             estimate.frames_done = index + 1
