@@ -303,13 +303,13 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
                                "world_transform": world.tolist()})
 
     with progress.stage("tracking"):
-        tracked, kept_still = track_sequence(clip, models, geometry, vertices0, faces, keys, positions, settings,
-                                             choice.level, out, progress)
+        tracked, held = track_sequence(clip, models, geometry, vertices0, faces, keys, positions, settings,
+                                       choice.level, out, progress)
 
     if settings.texture_from_footage and settings.texture_over_time and clip.footage_views and len(positions) > 1:
         with progress.stage("repaint"):
             texture = repaint(clip, atlas, np.asarray(mesh.vertices), tracked, positions, first, settings.texture_size,
-                              lambda p: lrm.decoder(geometry.planes[0], p[None]).rgb[0])
+                              lambda p: lrm.decoder(geometry.planes[0], p[None]).rgb[0], skip=set(held))
             save_image_atomically(out / "texture.png", texture)
         progress.on_event("texture", {})
 
@@ -328,7 +328,7 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
             "vertices": len(vertices0), "faces": len(faces), "uv_method": atlas.method,
             "surface_level": {"level": choice.level, "silhouette_iou": {str(k): round(v, 4) for k, v in choice.scores.items()}},
             "quality": {"flipped_pct": quality.flipped_pct, "stretched_pct": quality.stretched_pct,
-                        "frames_kept_still": kept_still},
+                        "frames_kept_still": len(held)},
             "timings_s": progress.timings, **(extra or {}),
         }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -336,10 +336,11 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
 
 
 def repaint(clip: ClipFolder, atlas: Atlas, vertices: np.ndarray, tracked: np.ndarray, positions: np.ndarray, first: int,
-            size: int, colour) -> np.ndarray:
+            size: int, colour, skip: set[int] = frozenset()) -> np.ndarray:
     """The texture painted from the footage of every output frame that shows a whole input frame, each where the
-    tracked mesh lies at it (the first frame's vertices are the mesh's own)."""
-    whole = [i for i in range(1, len(positions)) if abs(positions[i] - np.rint(positions[i])) < 1e-6
+    tracked mesh lies at it (the first frame's vertices are the mesh's own); frames in ``skip`` (held still: the mesh
+    is not where their footage shows the object) paint nothing."""
+    whole = [i for i in range(1, len(positions)) if i not in skip and abs(positions[i] - np.rint(positions[i])) < 1e-6
              and 0 <= int(np.rint(positions[i])) < clip.frames.shape[1] and int(np.rint(positions[i])) != first]
     with torch.no_grad():
         return bake(vertices, atlas, colour, size, footage=mesh_footage(clip, first),
@@ -355,13 +356,13 @@ def save_image_atomically(path: Path, image: np.ndarray) -> None:
 
 def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, vertices0: np.ndarray, faces: np.ndarray,
                    keys: list[int], positions: np.ndarray, settings: Settings, level: float, out: Path,
-                   progress: Progress) -> tuple[np.ndarray, int]:
+                   progress: Progress) -> tuple[np.ndarray, list[int]]:
     """Move the frame-0 vertices through every output position along the canonical chain, writing each
     frame as soon as it is final (centred smoothing needs its successor). Correspondences that disagree
     with their mesh neighbours are replaced; then the previous frame's mesh is registered onto this
     frame's reconstructed surface (its isosurface at ``level``, as the frame-0 mesh's) by non-rigid ICP,
-    with those correspondences as landmarks. Returns the frames and how many of them no registration could
-    place (they repeat the previous one)."""
+    with those correspondences as landmarks. Returns the frames and the indices of those held still (they repeat
+    the previous one): weak frames, and frames no registration could place."""
     lrm = models.lrm
     chain = CanonicalChain(lrm, models.lrm_c, models.lim_c)
     size = lrm.config.image_size
@@ -394,6 +395,7 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
         progress.on_event("frame", (i, float(positions[i])))
 
     emit(0)
+    held: list[int] = []
     codes = None
     for k, nxt in tqdm(list(itertools.pairwise(keys)), desc="tracking", unit="segment", leave=False):
         inside = [i for i in range(1, count) if k < positions[i] <= nxt]
@@ -414,7 +416,7 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
                 # a weak frame: its reconstruction never reaches the mesh's level, or its surface shrank or swelled
                 # far from the frame-0 mesh's size (a blob or haze, not the object): the mesh holds its last place,
                 # as when no registration succeeds
-                follower.failures += 1
+                held.append(i)
                 raw[i] = raw[i - 1]
                 if i >= 2:
                     emit(i - 1)
@@ -426,7 +428,10 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
                 moved = flow.matches(surface, vertices0[first], moved)
             guesses = reject_outliers(moved, vertices0[first], neighbours, stray)
             # the previous frame's mesh slides onto this frame's surface, the canonical matches pulling on it
+            failures = follower.failures
             placed = follower.step(surface, guesses)
+            if follower.failures > failures:
+                held.append(i)
             if settings.lay_onto_surface:  # the shipped frame, not the registration's next start
                 placed = lay_onto_surface(placed, welded_faces, surface, raw[i - 1][first])
             raw[i] = placed[inverse]
@@ -434,7 +439,7 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
                 emit(i - 1)
         maps = segment.next_maps
     emit(count - 1)
-    return tracked, follower.failures
+    return tracked, held
 
 
 def write_gaussians(out: Path, tracked: np.ndarray, faces: np.ndarray, uvs: np.ndarray, texture: np.ndarray,

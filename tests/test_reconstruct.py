@@ -6,11 +6,13 @@ and outputs, not tracking quality (bench track measures that).
 """
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from backend.io.clip_folder import read_clip_folder
 from backend.models.checkpoints import load_checkpoint, save_checkpoint
@@ -94,15 +96,20 @@ def test_a_frame_whose_surface_vanishes_keeps_the_mesh_in_place(tmp_path: Path, 
 def test_frames_whose_surface_is_far_from_the_meshs_size_hold_it_still(tmp_path: Path, checkpoints: Path,
                                                                         small_clip: Path) -> None:
     """Every frame's surface is about the frame-0 mesh's size; asking for 5-10x that marks each one a weak frame,
-    so the mesh stays exactly where frame 0 put it."""
+    so the mesh stays exactly where frame 0 put it, and their footage (which shows the object moving) does not
+    paint the texture: it is the first frame's alone."""
     clip = read_clip_folder(small_clip)
+    models = Models.load(checkpoints)
     settings = Settings(stride=2, target_faces=800, texture_size=128, gaussians=False, fit_steps=0,
                         surface_extent_range=(5.0, 10.0))
     job = tmp_path / "job"
-    manifest = reconstruct(clip, Models.load(checkpoints), job, settings)
+    manifest = reconstruct(clip, models, job, settings)
     frames = np.stack([np.load(job / "frames" / f"frame_{f:04d}.npy") for f in range(5)])
     assert manifest["quality"]["frames_kept_still"] == 4
     np.testing.assert_array_equal(frames, np.broadcast_to(frames[0], frames.shape))
+    reconstruct(clip, models, tmp_path / "first", replace(settings, texture_over_time=False))
+    repainted, first = (np.asarray(Image.open(folder / "texture.png")) for folder in (job, tmp_path / "first"))
+    assert (repainted != first).any(axis=-1).mean() < 0.002  # the same but for a few texels of float noise
 
 
 def test_a_few_specks_do_not_swell_a_frames_size() -> None:
