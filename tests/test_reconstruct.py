@@ -125,3 +125,13 @@ def test_a_few_specks_do_not_swell_a_frames_size() -> None:
     assert np.linalg.norm(np.ptp(with_specks, axis=0)) > 1.6 * size  # the old measure: a swollen frame
     assert 0.9 * size < surface_extent(with_specks) < 1.05 * size
     assert surface_extent(2 * body) > 1.8 * size
+
+
+def test_the_repaint_takes_whole_frames_not_held_ones_and_at_most_its_share() -> None:
+    from backend.reconstruct import painting_frames
+
+    retimed = output_positions(9, retime=2.0)  # 0, 0.5, 1, ... 8: only whole positions have footage
+    assert painting_frames(retimed, 9, 0, set(), 64) == [2, 4, 6, 8, 10, 12, 14, 16]
+    assert painting_frames(retimed, 9, 0, {4, 6}, 64) == [2, 8, 10, 12, 14, 16]  # held still: no paint
+    spread = painting_frames(np.arange(200.0), 200, 0, set(), 10)
+    assert len(spread) == 10 and spread[0] == 1 and spread[-1] == 199 and np.ptp(np.diff(spread)) <= 1
