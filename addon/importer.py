@@ -78,6 +78,7 @@ def _packed_image(key: str, png: bytes) -> bpy.types.Image:
         image.name = f"lim4d_{key}"
         image.pack()
         image.filepath = ""
+        image[KEY_PROP] = key  # ours: a repaint replaces this image and no other
     finally:
         os.remove(path)
     return image
@@ -97,17 +98,22 @@ def _material(key: str, png: bytes) -> bpy.types.Material:
 
 
 def replace_texture(obj: bpy.types.Object, png: bytes) -> None:
-    """The object's texture becomes ``png`` (the backend repaints it once every frame is tracked); the old image goes."""
-    for material in obj.data.materials:
-        if material is None or not material.use_nodes:
-            continue
-        for node in material.node_tree.nodes:
-            if node.type == "TEX_IMAGE" and node.image is not None:
-                old, name = node.image, node.image.name
-                node.image = _packed_image(obj[KEY_PROP], png)
-                if old.users == 0:
-                    bpy.data.images.remove(old)
-                    node.image.name = name  # not "….001"
+    """The object's texture becomes ``png`` (the backend repaints it once every frame is tracked); the old image goes.
+    Only the image this import made is replaced: a material or image the user swapped in stays as it is."""
+    key = obj[KEY_PROP]
+    nodes = [node for material in obj.data.materials if material is not None and material.use_nodes
+             for node in material.node_tree.nodes
+             if node.type == "TEX_IMAGE" and node.image is not None and node.image.get(KEY_PROP) == key]
+    if not nodes:
+        return
+    image = _packed_image(key, png)
+    old = {node.image.name: node.image for node in nodes}
+    for node in nodes:
+        node.image = image
+    for previous in old.values():
+        if previous.users == 0:
+            bpy.data.images.remove(previous)
+    image.name = f"lim4d_{key}"  # the old one's name, now free (not "….001")
 
 
 def add_frame(obj: bpy.types.Object, index: int, vertices: np.ndarray) -> None:
