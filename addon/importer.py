@@ -18,6 +18,9 @@ import numpy as np
 from mathutils import Matrix
 
 JOB_PROP, FRAMES_PROP, BASE_PROP, KEY_PROP = "lim4d_job", "lim4d_frames", "lim4d_base_frame", "lim4d_import"
+# 0 while the texture repainted from every frame has not arrived, 1 once it has (or the job ended without one); an
+# object without it predates the repaint and counts as final
+TEXTURE_PROP = "lim4d_texture_final"
 
 
 def frame_key_name(index: int) -> str:
@@ -35,12 +38,20 @@ def imported_frames(obj: bpy.types.Object) -> set[int]:
     return {int(k.name[6:]) for k in keys.key_blocks if k.name.startswith("frame_") and k.name[6:].isdigit()}
 
 
+def import_complete(obj: bpy.types.Object) -> bool:
+    """Every frame is in and the repainted texture too (nothing left for a resumed session to fetch)."""
+    expected = obj.get(FRAMES_PROP) or 0
+    return bool(expected) and len(imported_frames(obj)) >= expected and obj.get(TEXTURE_PROP, 1) != 0
+
+
 def build_object(key: str, job_id: str, data: dict[str, Any], scene: bpy.types.Scene, base_frame: int) -> bpy.types.Object:
     """The object for an import, or the existing one when its topology matches (a resumed or retried job)."""
     vertices = np.asarray(data["vertices"], dtype=np.float32)
     faces = np.asarray(data["faces"], dtype=np.int32)
     existing = find_object(key)
     if existing is not None and len(existing.data.vertices) == len(vertices) and len(existing.data.polygons) == len(faces):
+        if existing.get(JOB_PROP) != job_id:  # a retried job repaints its texture again
+            existing[TEXTURE_PROP] = 0
         existing[JOB_PROP] = job_id
         return existing
     if existing is not None:  # topology changed: start over rather than mix two meshes
@@ -64,6 +75,7 @@ def build_object(key: str, job_id: str, data: dict[str, Any], scene: bpy.types.S
         obj.matrix_world = Matrix(np.asarray(data["world_transform"], dtype=np.float64).tolist())
     scene.collection.objects.link(obj)
     obj[KEY_PROP], obj[JOB_PROP], obj[BASE_PROP] = key, job_id, base_frame
+    obj[TEXTURE_PROP] = 0
     obj.shape_key_add(name="Basis", from_mix=False)
     return obj
 
@@ -99,11 +111,16 @@ def _material(key: str, png: bytes) -> bpy.types.Material:
 
 def replace_texture(obj: bpy.types.Object, png: bytes) -> None:
     """The object's texture becomes ``png`` (the backend repaints it once every frame is tracked); the old image goes.
-    Only the image this import made is replaced: a material or image the user swapped in stays as it is."""
+    Only the image this import made is replaced (marked, or named as imports before the marker named it): a material
+    or image the user swapped in stays as it is."""
     key = obj[KEY_PROP]
+
+    def ours(image: bpy.types.Image) -> bool:
+        return image.get(KEY_PROP) == key or (KEY_PROP not in image and image.name == f"lim4d_{key}")
+
     nodes = [node for material in obj.data.materials if material is not None and material.use_nodes
-             for node in material.node_tree.nodes
-             if node.type == "TEX_IMAGE" and node.image is not None and node.image.get(KEY_PROP) == key]
+             for node in material.node_tree.nodes if node.type == "TEX_IMAGE" and node.image is not None and ours(node.image)]
+    obj[TEXTURE_PROP] = 1
     if not nodes:
         return
     image = _packed_image(key, png)

@@ -174,6 +174,9 @@ def apply_message(session: Session, message: tuple[Any, ...]) -> None:
         settings.state, settings.error = state, error or ""
         if state == JobState.DONE:
             settings.fraction, settings.eta_s = 1.0, 0
+            obj = importer.find_object(session.key)
+            if obj is not None:  # whatever texture it holds is the job's last
+                obj[importer.TEXTURE_PROP] = 1
 
 
 def drain() -> bool:
@@ -190,13 +193,13 @@ def ensure_timer() -> None:
 
 
 def resume_imports(context: bpy.types.Context | None = None) -> list[Session]:
-    """Imports saved unfinished (Blender closed or crashed mid-import): follow their jobs again, skipping frames we have."""
+    """Imports saved unfinished (Blender closed or crashed mid-import: frames missing, or every frame in but not yet the
+    repainted texture): follow their jobs again, skipping frames we have."""
     context = context or bpy.context
     sessions = []
     for obj in bpy.data.objects:
         key, job_id = obj.get(importer.KEY_PROP), obj.get(importer.JOB_PROP)
-        expected = obj.get(importer.FRAMES_PROP) or 0
-        if not key or not job_id or key in SESSIONS or (expected and len(importer.imported_frames(obj)) >= expected):
+        if not key or not job_id or key in SESSIONS or importer.import_complete(obj):
             continue
         try:
             client = connect(context)

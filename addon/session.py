@@ -63,11 +63,13 @@ class Session:
                     self.messages.put(("progress", {"stage": "tracking", "fraction": event.get("fraction"),
                                                     "eta_s": event.get("eta_s")}))
                 elif kind == Event.TEXTURE:
-                    if not mesh_sent:  # the mesh fetched now carries this texture already
+                    if not mesh_sent:
                         self.messages.put(("mesh", self._mesh({})))
                         mesh_sent = True
-                    else:
+                    try:  # an object that already existed (a resumed import) keeps its image until this replaces it
                         self.messages.put(("texture", self.client.texture(self.job_id)))
+                    except BackendError as error:  # every frame is in: a missed texture is no failed import
+                        self.messages.put(("log", f"could not fetch the repainted texture: {error}"))
                 elif kind in Event.TERMINAL:
                     self.messages.put(("end", {Event.DONE: JobState.DONE, Event.FAILED: JobState.FAILED,
                                                Event.CANCELLED: JobState.CANCELLED}[kind], event.get("error")))

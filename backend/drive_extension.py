@@ -115,7 +115,8 @@ def check_import(report: dict, out: Path, formats: list[str]) -> None:
     report["uv_layers"] = len(obj.data.uv_layers)
     image = obj.active_material.node_tree.nodes["Image Texture"].image
     report["texture"] = {"packed": image.packed_file is not None, "size": list(image.size), "name": image.name,
-                         "key": settings.import_key, "difference_to_final": texture_difference(image, link.client.texture(settings.job_id))}
+                         "key": settings.import_key, "final": obj.get("lim4d_texture_final"),
+                         "difference_to_final": texture_difference(image, link.client.texture(settings.job_id))}
     report["scene_range"] = [bpy.context.scene.frame_start, bpy.context.scene.frame_end]
     report["exports"] = {}
     exporting = module("exporting")
@@ -335,7 +336,10 @@ def main(options: dict) -> dict:
         bpy.ops.wm.open_mainfile(filepath=str(path))  # load_post resumes the import
         pump()
         obj = module("importer").find_object(key)
-        report["reopened"] = {"frames_at_save": saved, "frames": imported(obj), "expected": obj["lim4d_frames"]}
+        image = obj.active_material.node_tree.nodes["Image Texture"].image
+        report["reopened"] = {"frames_at_save": saved, "frames": imported(obj), "expected": obj["lim4d_frames"],
+                              "texture_final": obj.get("lim4d_texture_final"),
+                              "texture_difference": texture_difference(image, module("backend_link").LINK.client.texture(obj["lim4d_job"]))}
     if options.get("monocular"):
         report["monocular"] = monocular(Path(options["clip"]) / "view_00.mp4")
     online = bool(getattr(bpy.app, "online_access", True))

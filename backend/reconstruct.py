@@ -177,7 +177,7 @@ class Models:
 @dataclass
 class Progress:
     """Stage timings; ``on_event`` receives ("stage", name) as a stage starts, ("mesh", info) and
-    ("frame", (index, position)) as results are written."""
+    ("frame", (index, position)) as results are written, and ("texture", {}) once texture.png is repainted."""
 
     on_event: Callable[[str, object], None] = lambda kind, value: None
     timings: dict[str, float] = field(default_factory=dict)
@@ -208,7 +208,7 @@ def fitted_frames(models: Models, clip: ClipFolder, settings: Settings, position
         return geometry
     with progress.stage("fit"):
         if mattes is None:
-            mattes = np.stack([foreground(clip.frames[v]).masks for v in footage]).astype(np.float32)
+            mattes = np.stack([clip.matte(v) for v in footage]).astype(np.float32)
         geometry = fit_to_footage(lrm, geometry, wanted, [clip.cameras[v] for v in footage], clip.frames[footage], mattes,
                                   [clip.cameras[v] for v in clip.generated_views],
                                   settings.fit_settings(seed, monocular=bool(clip.generated_views)))
@@ -307,11 +307,12 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
         tracked, held = track_sequence(clip, models, geometry, vertices0, faces, keys, positions, settings,
                                        choice.level, out, progress)
 
-    if settings.texture_from_footage and settings.texture_over_time and clip.footage_views and len(positions) > 1:
+    later = painting_frames(positions, frame_count, first, set(held), settings.repaint_frames - 1) \
+        if settings.texture_from_footage and settings.texture_over_time and clip.footage_views else []
+    if later:
         with progress.stage("repaint"):
-            texture = repaint(clip, atlas, np.asarray(mesh.vertices), tracked, positions, first, settings.texture_size,
-                              lambda p: lrm.decoder(geometry.planes[0], p[None]).rgb[0], skip=set(held),
-                              most=settings.repaint_frames)
+            texture = repaint(clip, atlas, np.asarray(mesh.vertices), tracked, positions, first, later,
+                              settings.texture_size, lambda p: lrm.decoder(geometry.planes[0], p[None]).rgb[0])
             save_image_atomically(out / "texture.png", texture)
         progress.on_event("texture", {})
 
@@ -338,21 +339,30 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
 
 
 def repaint(clip: ClipFolder, atlas: Atlas, vertices: np.ndarray, tracked: np.ndarray, positions: np.ndarray, first: int,
-            size: int, colour, skip: set[int] = frozenset(), most: int = 64) -> np.ndarray:
-    """The texture painted from the footage of the mesh's frame ``first`` and of up to ``most`` - 1 later output frames
-    (``painting_frames``), each where the tracked mesh lies at it."""
-    later = painting_frames(positions, clip.frames.shape[1], first, skip, most - 1)
+            later: list[int], size: int, colour) -> np.ndarray:
+    """The texture painted from the footage of the mesh's frame ``first`` and of the output frames ``later``
+    (``painting_frames``), each where the tracked mesh lies at it. The footage is cut one frame at a time, its mattes
+    the clip's own (matted once for the fit)."""
+    views = clip.footage_views
+
+    def footage_at(frame: int) -> Footage:
+        return Footage([clip.cameras[v] for v in views], clip.frames[views, frame], np.stack([clip.matte(v)[frame] for v in views]))
+
     with torch.no_grad():
-        return bake(vertices, atlas, colour, size, footage=mesh_footage(clip, first),
-                    tracked=[(tracked[i], mesh_footage(clip, int(np.rint(positions[i])))) for i in later])
+        return bake(vertices, atlas, colour, size, footage=footage_at(first),
+                    tracked=((tracked[i], footage_at(int(np.rint(positions[i])))) for i in later))
 
 
 def painting_frames(positions: np.ndarray, frame_count: int, first: int, skip: set[int], most: int) -> list[int]:
     """Output frames after the first that show a whole input frame other than ``first`` (footage exists only there),
-    leaving out those in ``skip`` (held still: the mesh is not where their footage shows the object); at most ``most``
+    one per input frame, leaving out those in ``skip`` (held still: the mesh is not where their footage shows the object); at most ``most``
     of them, evenly spread."""
-    whole = [i for i in range(1, len(positions)) if i not in skip and abs(positions[i] - np.rint(positions[i])) < 1e-6
-             and 0 <= int(np.rint(positions[i])) < frame_count and int(np.rint(positions[i])) != first]
+    whole, seen = [], {first}
+    for i in range(1, len(positions)):
+        frame = int(np.rint(positions[i]))
+        if i not in skip and abs(positions[i] - frame) < 1e-6 and 0 <= frame < frame_count and frame not in seen:
+            whole.append(i)
+            seen.add(frame)  # an input frame paints once, however many output frames show it
     if len(whole) > most:
         whole = [whole[j] for j in np.unique(np.linspace(0, len(whole) - 1, max(most, 0)).round().astype(int))]
     return whole

@@ -49,7 +49,7 @@ def test_import_streams_a_scrubbable_textured_shape_key_animation(report: dict) 
     assert report["scrub_error"] < 1e-5  # frame_set reproduces the streamed vertices
     assert report["uv_layers"] == 1 and report["texture"]["packed"] and report["texture"]["size"][0] > 0
     # the texture repainted from every tracked frame replaced the first one, under the same name
-    assert report["texture"]["difference_to_final"] <= 1.01 / 255
+    assert report["texture"]["final"] == 1 and report["texture"]["difference_to_final"] <= 1.01 / 255
     assert report["texture"]["name"] == f"lim4d_{report['texture']['key']}"
     assert report["scene_range"] == [1, 5]
 
@@ -72,6 +72,7 @@ def test_a_killed_backend_is_reported_frames_kept_and_retry_completes(report: di
 def test_a_reopened_blend_finishes_its_import(report: dict) -> None:
     reopened = report["reopened"]
     assert reopened["frames_at_save"] < reopened["expected"] and reopened["frames"] == reopened["expected"]
+    assert reopened["texture_final"] == 1 and reopened["texture_difference"] <= 1.01 / 255  # the repaint arrived too
 
 
 def test_cancel_stops_the_job_and_keeps_what_arrived(report: dict) -> None:

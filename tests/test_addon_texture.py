@@ -31,12 +31,21 @@ SCRIPT = textwrap.dedent("""
     obj = importer.build_object("take1", "job", data, bpy.context.scene, 1)
     node = obj.active_material.node_tree.nodes["Image Texture"]
     report = {"first": list(node.image.pixels[:4])}
+    obj[importer.FRAMES_PROP] = 1
+    importer.add_frame(obj, 0, data["vertices"])
+    report["complete_before_repaint"] = importer.import_complete(obj)  # every frame in, the texture still to come
     importer.replace_texture(obj, png((0, 0, 255)))
+    report["complete_after_repaint"] = importer.import_complete(obj)
     report.update(name=node.image.name, packed=node.image.packed_file is not None, pixel=list(node.image.pixels[:4]),
                   images=sorted(i.name for i in bpy.data.images if i.name.startswith("lim4d")))
     node.image = bpy.data.images.new("mine", 4, 4)  # the user's own image in its place
     importer.replace_texture(obj, png((0, 255, 0)))
     report["after_user"] = node.image.name
+    # an import saved before images were marked: its image is found by name
+    old = importer.build_object("take0", "job0", data, bpy.context.scene, 1)
+    del old.active_material.node_tree.nodes["Image Texture"].image[importer.KEY_PROP]
+    importer.replace_texture(old, png((0, 255, 0)))
+    report["unmarked"] = list(old.active_material.node_tree.nodes["Image Texture"].image.pixels[:3])
     print("REPORT " + json.dumps(report))
 """)
 
@@ -51,3 +60,6 @@ def test_a_repainted_texture_replaces_the_imports_own_image_and_no_other(tmp_pat
     assert report["pixel"][:3] == [0.0, 0.0, 1.0] and report["packed"]
     assert report["name"] == "lim4d_take1" and report["images"] == ["lim4d_take1"]  # renamed back, the old one gone
     assert report["after_user"] == "mine"
+    assert report["unmarked"] == [0.0, 1.0, 0.0]
+    # a .blend saved with every frame in but before the repaint resumes; after it, not
+    assert not report["complete_before_repaint"] and report["complete_after_repaint"]

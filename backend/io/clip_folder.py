@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,20 @@ class ClipFolder:
     times: np.ndarray
     fps: float
     generated_views: tuple[int, ...] = ()  # views a model made up (monocular jobs), not footage of the motion
+    _mattes: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def footage_views(self) -> list[int]:
         return [v for v in range(len(self.cameras)) if v not in self.generated_views]
+
+    def matte(self, view: int) -> np.ndarray:
+        """Where view ``view`` shows the object at every frame (F, H, W) bool, matted once (GrabCut on a busy
+        background costs about a second a frame) and kept for every later stage that asks."""
+        if view not in self._mattes:
+            from backend.io.matte import foreground
+
+            self._mattes[view] = foreground(self.frames[view]).masks
+        return self._mattes[view]
 
 
 def contact_sheet(frames: np.ndarray, max_columns: int = 8) -> np.ndarray:

@@ -3,7 +3,7 @@ elsewhere, dilate seams."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 import numpy as np
@@ -22,7 +22,7 @@ FIELD_WEIGHT = 0.05
 
 def bake(vertices: np.ndarray, atlas: Atlas, colour: Callable[[torch.Tensor], torch.Tensor], size: int = 512,
          chunk: int = 65536, footage: Footage | None = None,
-         tracked: Sequence[tuple[np.ndarray, Footage]] = ()) -> np.ndarray:
+         tracked: Iterable[tuple[np.ndarray, Footage]] = ()) -> np.ndarray:
     """uint8 RGB texture (size, size, 3); row 0 is the top (v = 1), as image files store it.
 
     ``colour`` maps surface points (P, 3) to RGB (P, 3) in [0, 1]; ``footage`` (views of the mesh's frame), where
@@ -35,6 +35,7 @@ def bake(vertices: np.ndarray, atlas: Atlas, colour: Callable[[torch.Tensor], to
     with torch.no_grad():
         texels = torch.cat([colour(points[s:s + chunk]) for s in range(0, len(points), chunk)]).clamp(0, 1)
     painted, weight = torch.zeros_like(texels), torch.zeros(len(texels))
+    footage_seen = footage is not None
     if footage is not None:
         painted, weight = project_footage(points, normals, np.asarray(vertices)[atlas.vertex_map], atlas.faces, footage)
     moving = replace(atlas, vertex_map=np.arange(len(atlas.uvs)))  # tracked vertices come in atlas order
@@ -42,7 +43,8 @@ def bake(vertices: np.ndarray, atlas: Atlas, colour: Callable[[torch.Tensor], to
         _, frame_points, frame_normals = texel_surface(frame_vertices, moving, size)  # the same texels, moved
         colour_sum, weight_sum = project_footage(frame_points, frame_normals, frame_vertices, atlas.faces, frame_footage)
         painted, weight = painted + colour_sum, weight + weight_sum
-    if footage is not None or tracked:
+        footage_seen = True
+    if footage_seen:
         texels = (painted + FIELD_WEIGHT * texels) / (weight + FIELD_WEIGHT)[:, None]
     image = np.zeros((size, size, 3), dtype=np.float32)
     mask = covered.numpy()

@@ -234,10 +234,16 @@ def create_app(config: ServerConfig, runner: JobRunner) -> FastAPI:
     def job_mesh(job_id: str) -> FileResponse:
         return _result_file(job_id, "mesh.npz")
 
-    @app.get("/jobs/{job_id}/texture", response_class=FileResponse,
+    @app.get("/jobs/{job_id}/texture", response_class=Response,
              responses={200: {"content": {"image/png": {}}, "description": "texture.png"}})
-    def job_texture(job_id: str) -> FileResponse:
-        return _result_file(job_id, "texture.png")
+    def job_texture(job_id: str) -> Response:
+        # read whole, not streamed: the repaint replaces the file while a client may be fetching the first one
+        # (a FileResponse takes the size before it opens the file)
+        _, folder = job_or_404(job_id)
+        try:
+            return Response((folder / "result" / "texture.png").read_bytes(), media_type="image/png")
+        except FileNotFoundError:
+            raise HTTPException(404, f"texture.png of job {job_id} is not ready") from None
 
     @app.get("/jobs/{job_id}/frames/{index}", response_class=Response,
              responses={200: {"content": {"application/octet-stream": {}}, "description": "float32 N x 3, little-endian"}})

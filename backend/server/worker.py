@@ -28,11 +28,13 @@ STAGE_WEIGHTS = {"decode": 0.04, "views": 0.1, "lrm_lim": 0.08, "fit": 0.2, "mar
 class Estimate:
     """Fraction done and time left from the stages passed and the frames tracked."""
 
-    def __init__(self, frames: int, gaussians: bool, monocular: bool = False) -> None:
+    def __init__(self, frames: int, gaussians: bool, monocular: bool = False, repaint: bool = True) -> None:
         self.frames = max(frames, 1)
         self.weights = dict(STAGE_WEIGHTS)
         if not gaussians:
             self.weights.pop("gaussians")
+        if not repaint or frames < 2:  # nothing to repaint from
+            self.weights.pop("repaint")
         if not monocular:
             self.weights.pop("views")
         total = sum(self.weights.values())
@@ -108,7 +110,7 @@ def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
         log.append(Event.LOG, message=f"{clip.frames.shape[0]} view(s) x {frames} frame(s) at "
                                       f"{clip.frames.shape[3]}x{clip.frames.shape[2]}")
     count = len(output_positions(frames, settings.retime, settings.times))
-    estimate = Estimate(count, settings.gaussians, monocular)
+    estimate = Estimate(count, settings.gaussians, monocular, settings.texture_from_footage and settings.texture_over_time)
     estimate.enter("decode")
     log.append(Event.LOG, message=f"{count} output frame(s)")
 
