@@ -146,15 +146,16 @@ def _towards(camera: Camera, points: torch.Tensor) -> np.ndarray:
     return rays / np.linalg.norm(rays, axis=1, keepdims=True)
 
 
-def test_a_surface_hidden_behind_another_keeps_the_field_colour() -> None:
+@pytest.mark.parametrize("side", [96, 1200])  # 1200: the visibility depth map is rasterised smaller than the footage
+def test_a_surface_hidden_behind_another_keeps_the_field_colour(side: int) -> None:
     """Two spheres in a line with the camera: the back one faces it but is occluded, so red footage paints
     only the front one."""
     front = trimesh.creation.icosphere(subdivisions=3, radius=0.4)
     back = trimesh.creation.icosphere(subdivisions=3, radius=0.4).apply_translation([0, 0, -1.2])
     mesh = trimesh.util.concatenate([front, back])
     atlas = unwrap(np.asarray(mesh.vertices), np.asarray(mesh.faces))
-    camera = Camera.look_at(np.array([0.0, 0.0, 3.0]), np.zeros(3), fov_deg=30, width=96, height=96)
-    red = np.zeros((1, 96, 96, 3), dtype=np.uint8)
+    camera = Camera.look_at(np.array([0.0, 0.0, 3.0]), np.zeros(3), fov_deg=30, width=side, height=side)
+    red = np.zeros((1, side, side, 3), dtype=np.uint8)
     red[..., 0] = 255
     texture = bake(np.asarray(mesh.vertices), atlas, grey, size=256, footage=Footage([camera], red))
     covered, points, normals = texel_surface(np.asarray(mesh.vertices), atlas, 256)

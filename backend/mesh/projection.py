@@ -20,6 +20,9 @@ from backend.render.raster import rasterize
 
 SHARPNESS = 4  # a view's weight is cos⁴ of the angle between the surface normal and its ray: square views win
 DEPTH_TOLERANCE = 0.015  # of the mesh's bounding-box diagonal: a point this close to the nearest surface is visible
+# the depth map that decides visibility is rasterised at most this many pixels along a side (the colours still come
+# from the footage at full size): at 1920x1080 the raster took 1.2 s a view, nine tenths of a painted frame
+VISIBILITY_SIDE = 512
 
 
 @dataclass
@@ -47,7 +50,9 @@ def project_footage(points: torch.Tensor, normals: torch.Tensor, vertices: np.nd
     colour = torch.zeros(len(points), 3)
     weight = torch.zeros(len(points))
     for view, camera in enumerate(footage.cameras):
-        nearest = rasterize(mesh_vertices, mesh_faces, camera)
+        shrink = max(1.0, max(camera.width, camera.height) / VISIBILITY_SIDE)
+        small = camera.resized(max(1, round(camera.width / shrink)), max(1, round(camera.height / shrink)))
+        nearest = rasterize(mesh_vertices, mesh_faces, small)
         pixels = torch.as_tensor(camera.projection(), dtype=torch.float32)
         projected = torch.cat([points, torch.ones(len(points), 1)], dim=1) @ pixels.T
         depth = projected[:, 2]
@@ -55,7 +60,9 @@ def project_footage(points: torch.Tensor, normals: torch.Tensor, vertices: np.nd
         inside = (depth > 0) & (x >= 0) & (x < camera.width) & (y >= 0) & (y < camera.height)
         col = x.clamp(0, camera.width - 1).long()
         row = y.clamp(0, camera.height - 1).long()
-        visible = inside & nearest.mask[row, col] & ((nearest.depth[row, col] - depth).abs() < tolerance)
+        small_col = (x * small.width / camera.width).clamp(0, small.width - 1).long()
+        small_row = (y * small.height / camera.height).clamp(0, small.height - 1).long()
+        visible = inside & nearest.mask[small_row, small_col] & ((nearest.depth[small_row, small_col] - depth).abs() < tolerance)
         if footage.mattes is not None:
             # a pixel on the matte's outline is part background (white fringes on the texture): only pixels inside
             # it paint (world seeds, tracked mesh +0.11 dB PSNR_FG; also leaving out the pixels next to the
