@@ -95,7 +95,9 @@ class Settings:
     # once tracked, paint it again from the footage of every frame where tracking put the mesh (the first texture
     # streams with the mesh; this one replaces it): world seeds 1000000-3, tracked mesh 18.2 -> 19.1 dB PSNR_FG
     texture_over_time: bool = True
-    repaint_frames: int = 64  # at most this many frames, evenly spread, paint it (about 0.2 s each on 2 CPU cores)
+    # at most this many frames, evenly spread, paint it (on 2 CPU cores about 0.1 s each with four 64² views, 0.3 s with
+    # four 1080p ones)
+    repaint_frames: int = 64
     # a frame whose surface's size (``surface_extent``) falls outside this share of the frame-0 mesh's bounding-box
     # diagonal holds the mesh still (AnimatedMorphCube: 19.7 -> 11.8 % vertex error; world seeds 1000000-7 never
     # reach either bound)
@@ -355,8 +357,8 @@ def repaint(clip: ClipFolder, atlas: Atlas, vertices: np.ndarray, tracked: np.nd
 
 def painting_frames(positions: np.ndarray, frame_count: int, first: int, skip: set[int], most: int) -> list[int]:
     """Output frames after the first that show a whole input frame other than ``first`` (footage exists only there),
-    one per input frame, leaving out those in ``skip`` (held still: the mesh is not where their footage shows the object); at most ``most``
-    of them, evenly spread."""
+    one per input frame, leaving out those in ``skip`` (held still: the mesh is not where their footage shows the
+    object); at most ``most`` of them, evenly spread."""
     whole, seen = [], {first}
     for i in range(1, len(positions)):
         frame = int(np.rint(positions[i]))
