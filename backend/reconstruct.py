@@ -32,7 +32,6 @@ from backend.input_fit import FitSettings, fit_to_footage
 from backend.io.cameras import Camera
 from backend.io.clip_folder import ClipFolder
 from backend.io.clip_source import cameras_from_file, load_clip
-from backend.io.matte import foreground
 from backend.io.video import write_mp4
 from backend.mesh.extract import EmptyFieldError, decimate, density_grid, extract_mesh
 from backend.mesh.flow_canonical import FlowCanonical
@@ -229,15 +228,14 @@ def surface_level(clip: ClipFolder, grid: np.ndarray, bound: float, settings: Se
     if settings.surface_level is not None:
         return LevelChoice(settings.surface_level)
     views = clip.footage_views
-    masks = [foreground(clip.frames[v, frame:frame + 1]).masks[0] for v in views]
+    masks = [clip.matte(v)[frame] for v in views]
     return choose_level(grid, bound, [clip.cameras[v] for v in views], masks)
 
 
 def mesh_footage(clip: ClipFolder, frame: int) -> Footage:
-    """The footage views of the mesh's frame (generated views are no footage) and their mattes."""
+    """The footage views at ``frame`` (generated views are no footage) and their mattes (the clip's, matted once)."""
     views = clip.footage_views
-    mattes = np.stack([foreground(clip.frames[v, frame:frame + 1]).masks[0] for v in views])
-    return Footage([clip.cameras[v] for v in views], clip.frames[views, frame], mattes)
+    return Footage([clip.cameras[v] for v in views], clip.frames[views, frame], np.stack([clip.matte(v)[frame] for v in views]))
 
 
 def surface_extent(points: np.ndarray, share: float = 2.0) -> float:
@@ -343,16 +341,10 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
 def repaint(clip: ClipFolder, atlas: Atlas, vertices: np.ndarray, tracked: np.ndarray, positions: np.ndarray, first: int,
             later: list[int], size: int, colour) -> np.ndarray:
     """The texture painted from the footage of the mesh's frame ``first`` and of the output frames ``later``
-    (``painting_frames``), each where the tracked mesh lies at it. The footage is cut one frame at a time, its mattes
-    the clip's own (matted once for the fit)."""
-    views = clip.footage_views
-
-    def footage_at(frame: int) -> Footage:
-        return Footage([clip.cameras[v] for v in views], clip.frames[views, frame], np.stack([clip.matte(v)[frame] for v in views]))
-
+    (``painting_frames``), each where the tracked mesh lies at it; the footage is cut one frame at a time."""
     with torch.no_grad():
-        return bake(vertices, atlas, colour, size, footage=footage_at(first),
-                    tracked=((tracked[i], footage_at(int(np.rint(positions[i])))) for i in later))
+        return bake(vertices, atlas, colour, size, footage=mesh_footage(clip, first),
+                    tracked=((tracked[i], mesh_footage(clip, int(np.rint(positions[i])))) for i in later))
 
 
 def painting_frames(positions: np.ndarray, frame_count: int, first: int, skip: set[int], most: int) -> list[int]:
