@@ -252,10 +252,14 @@ def canonical_at(lrm_c, planes: torch.Tensor, points: np.ndarray) -> np.ndarray:
 
 
 def save_atomically(path: Path, array: np.ndarray) -> None:
-    """np.save through a temporary name: a crash or kill never leaves half a frame under the real name."""
+    """``array`` as .npy (or as an image, for a .png ``path``) through a temporary name: a crash or kill never leaves
+    half a file under the real name, and a reader never sees one."""
     partial = path.with_name(path.name + ".partial")
     with open(partial, "wb") as handle:
-        np.save(handle, array)
+        if path.suffix == ".png":
+            Image.fromarray(array).save(handle, format="PNG")
+        else:
+            np.save(handle, array)
     os.replace(partial, path)
 
 
@@ -313,7 +317,7 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
         with progress.stage("repaint"):
             texture = repaint(clip, atlas, np.asarray(mesh.vertices), tracked, positions, first, later,
                               settings.texture_size, lambda p: lrm.decoder(geometry.planes[0], p[None]).rgb[0])
-            save_image_atomically(out / "texture.png", texture)
+            save_atomically(out / "texture.png", texture)
         progress.on_event("texture", {})
 
     if settings.gaussians:
@@ -360,13 +364,6 @@ def painting_frames(positions: np.ndarray, frame_count: int, first: int, skip: s
     if len(whole) > most:
         whole = [whole[j] for j in np.unique(np.linspace(0, len(whole) - 1, max(most, 0)).round().astype(int))]
     return whole
-
-
-def save_image_atomically(path: Path, image: np.ndarray) -> None:
-    """A PNG through a temporary name: a reader never sees half a texture."""
-    partial = path.with_name(path.stem + ".partial.png")
-    Image.fromarray(image).save(partial)
-    os.replace(partial, path)
 
 
 def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, vertices0: np.ndarray, faces: np.ndarray,
