@@ -117,3 +117,14 @@ def test_plucker_rays_pass_through_their_pixels() -> None:
 def test_camera_rejects_non_rigid_pose() -> None:
     with pytest.raises(ValueError):
         Camera(np.eye(3), np.diag([2.0, 1, 1, 1]), 8, 8)
+
+
+def test_a_video_sized_camera_shrinks_to_a_side_and_sees_the_same() -> None:
+    """``at_most``: a 1920x1080 camera made at most 512 a side is 512x288, and every point lands where it did,
+    scaled with the image; a camera already that small is itself."""
+    camera = Camera.look_at(np.array([3.0, -2.0, 1.0]), (0, 0, 0), width=1920, height=1080)
+    small = camera.at_most(512)
+    assert (small.width, small.height) == (512, 288)
+    points = np.random.default_rng(0).uniform(-0.5, 0.5, size=(50, 3))
+    np.testing.assert_allclose(small.project(points)[0], camera.project(points)[0] * (512 / 1920), atol=1e-6)
+    assert small.at_most(512) is small

@@ -93,6 +93,50 @@ def test_plain_and_busy_backgrounds_are_matted() -> None:
     assert foreground(frames, user_masks=masks.astype(np.uint8) * 255).method == "user"
 
 
+
+def pendulum_frame(size: int = 64, supersample: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """A dark pendulum over white, anti-aliased (drawn 8× larger, area-averaged): a post 2 px wide standing on the
+    frame's bottom edge, a beam, a rod 1.25 px wide, a bob that touches nothing, the background showing through the
+    closed gap between post, beam and a brace, a pale grey patch on the bob, and two one-pixel specks of
+    noise. Returns the uint8 frame and the true mask (coverage above one half)."""
+    big = size * supersample
+    cover = np.zeros((big, big), np.float32)
+
+    def box(x0: float, y0: float, x1: float, y1: float) -> None:
+        cover[int(y0 * supersample):int(y1 * supersample), int(x0 * supersample):int(x1 * supersample)] = 1
+
+    box(40, 12, 42, 64)  # the post, down to the frame's edge
+    box(16, 12, 42, 14)  # the beam
+    box(24.75, 14, 26, 38)  # the rod
+    box(28, 14, 30, 30)  # a brace: post, beam and brace close a gap of background between them
+    box(28, 28, 42, 30)
+    yy, xx = np.mgrid[:big, :big] / supersample
+    cover[(xx - 25) ** 2 / 36 + (yy - 43) ** 2 / 9 < 1] = 1  # the bob, 3 px below the rod's end
+    coverage = cover.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+    ink = np.array([30, 70, 50], np.float32)
+    frame = 255 * (1 - coverage[..., None]) + ink * coverage[..., None]
+    frame[42:45, 22:28] = 240  # a pale patch on the bob, too pale to pass as object by its colour alone
+    frame[5, 5] = frame[50, 8] = ink  # noise
+    return frame.round().astype(np.uint8), coverage > 0.5
+
+
+def test_plain_matte_keeps_thin_and_separate_parts_and_the_background_between_them() -> None:
+    """At 64², the plain-background matte keeps a 1.25-px rod and a bob that touches nothing (an opening and the
+    largest component used to erase both), still calls the background plain although the object covers part of
+    the frame's border, trims the anti-aliased outline to pixels the object half covers, leaves the enclosed
+    gap that shows the background open but fills a pale patch on the object, and drops one-pixel noise."""
+    frame, truth = pendulum_frame()
+    matte = foreground(frame[None])
+    mask = matte.masks[0]
+    assert matte.method == "plain"
+    assert iou(mask, truth) > 0.9
+    assert mask[20:36, 25].all() and mask[42:45, 21:30].all()  # rod and bob
+    assert not mask[16:27, 31:39].any()  # the closed gap of background
+    assert mask[42:45, 22:28].all()  # the pale patch
+    assert not mask[5, 5] and not mask[50, 8]  # noise
+    alpha = foreground(frame[None], alpha=truth[None].astype(np.float32)).masks[0]
+    assert (alpha == truth).all()  # an alpha channel keeps every part too
+
 def test_davis_matte_agrees_with_an_independent_grabcut() -> None:
     """DAVIS footage (background removed to white): the plain-background matte and GrabCut, two unrelated
     methods, agree on the object in every sampled frame."""

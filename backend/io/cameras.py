@@ -99,6 +99,13 @@ class Camera:
         scale = np.diag([width / self.width, height / self.height, 1.0])
         return Camera(scale @ self.K, self.world_to_camera, width, height)
 
+    def at_most(self, side: int) -> Camera:
+        """The same camera with its image shrunk, if need be, to at most ``side`` pixels along either side."""
+        shrink = max(self.width, self.height) / side
+        if shrink <= 1:
+            return self
+        return self.resized(max(1, round(self.width / shrink)), max(1, round(self.height / shrink)))
+
     # ------------------------------------------------------------------ builders
     @staticmethod
     def look_at(

@@ -27,6 +27,7 @@ from backend.io.video import read_video, write_mp4
 
 FORMAT = "lim4d-clip"
 VERSION = 1
+WHITE = 245  # a plain background at least this bright in every channel is white already
 
 
 @dataclass
@@ -52,6 +53,22 @@ class ClipFolder:
 
             self._mattes[view] = foreground(self.frames[view]).masks
         return self._mattes[view]
+
+    def put_on_white(self) -> list[int]:
+        """Composite every view whose background is not white already onto white, with its matte: the models
+        and the tracking read the object over white, as the world renders it and as monocular framing puts
+        it. Footage filmed against a wall or a screen of another colour, or in a room, would otherwise read as
+        part of the object. Returns the views changed (their mattes, taken from the footage as filmed, stay)."""
+        from backend.io.matte import border_pixels, plain_background_colour
+
+        changed = []
+        for view in range(len(self.cameras)):
+            colour = plain_background_colour(border_pixels(self.frames[view]))
+            if colour is not None and colour.min() >= WHITE:
+                continue
+            self.frames[view][~self.matte(view)] = 255
+            changed.append(view)
+        return changed
 
 
 def contact_sheet(frames: np.ndarray, max_columns: int = 8) -> np.ndarray:

@@ -46,7 +46,15 @@ def cameras_from_file(path: Path) -> list[Camera]:
 
 def load_clip(clip: Path | None = None, views: list[Path] | None = None, cameras: list[Camera] | None = None,
               frame_start: int = 0, frame_end: int | None = None) -> ClipFolder:
-    """The frames [frame_start, frame_end) of a clip folder, or of videos seen by ``cameras`` (same order)."""
+    """The frames [frame_start, frame_end) of a clip folder, or of videos seen by ``cameras`` (same order), each
+    view over white (``ClipFolder.put_on_white``)."""
+    loaded = _load_frames(clip, views, cameras, frame_start, frame_end)
+    loaded.put_on_white()
+    return loaded
+
+
+def _load_frames(clip: Path | None, views: list[Path] | None, cameras: list[Camera] | None, frame_start: int,
+                 frame_end: int | None) -> ClipFolder:
     if clip is not None:
         whole = read_clip_folder(clip)
         stop = whole.frames.shape[1] if frame_end is None else min(frame_end, whole.frames.shape[1])

@@ -1,8 +1,12 @@
 """The moving object's mask in each frame, without downloaded weights.
 
-In order of preference: masks the user gives; the clip's own alpha; for a plain background (a border of
-one colour), the distance from that colour with morphological clean-up; otherwise OpenCV's GrabCut,
-seeded from a centred box. Every path keeps the largest connected component.
+In order of preference: masks the user gives; the clip's own alpha; for a plain background (a border mostly
+of one colour: the object may touch the frame's edge), the distance from that colour, outline pixels kept where the
+object covers at least half, specks dropped; otherwise OpenCV's GrabCut, seeded from a centred box, keeping its
+largest connected component.
+Masks that are known to be right (the user's, alpha, a plain background) keep every part of the object that
+is more than a speck: a carousel's disks and a pendulum's bob are parts too, and thin rods a few pixels wide
+must survive (no morphological opening, which erases anything thinner than its kernel).
 """
 
 from __future__ import annotations
@@ -13,8 +17,12 @@ import cv2
 import numpy as np
 
 BORDER = 4  # pixels of the frame's edge that sample the background
-PLAIN_BACKGROUND_STD = 12.0  # a border this uniform (per channel, 0-255) is a plain background
+PLAIN_BACKGROUND_STD = 12.0  # border pixels of the background colour this uniform (per channel, 0-255): plain
+PLAIN_BORDER_SHARE = 0.75  # ... and at least this share of the border is background (the rest: the object)
 PLAIN_DISTANCE = 40.0  # colour distance from the background that counts as foreground
+BACKGROUND_MATCH = 20.0  # colour distance within which a border pixel is the background colour
+GRABCUT_SIDE = 512  # GrabCut runs on frames shrunk to at most this many pixels a side
+SPECK_SHARE = 0.01  # a connected part smaller than this share of the largest one is a speck
 
 
 @dataclass
@@ -35,34 +43,72 @@ def foreground(frames: np.ndarray, alpha: np.ndarray | None = None, user_masks: 
         if user_masks.shape[:3] != frames.shape[:3]:
             raise ValueError(f"mask clip is {user_masks.shape[:3]}, the footage {frames.shape[:3]}")
         masks = user_masks[..., 0] if user_masks.ndim == 4 else user_masks
-        return Matte(np.stack([largest_component(m > (127 if masks.dtype == np.uint8 else 0.5)) for m in masks]), "user")
+        return Matte(np.stack([without_specks(m > (127 if masks.dtype == np.uint8 else 0.5)) for m in masks]), "user")
     if alpha is not None:
-        return Matte(np.stack([largest_component(a > 0.5) for a in alpha]), "alpha")
-    border = border_pixels(frames)
-    if border.std(axis=0).max() < PLAIN_BACKGROUND_STD:
-        return Matte(plain_background(frames, np.median(border, axis=0)), "plain")
+        return Matte(np.stack([without_specks(a > 0.5) for a in alpha]), "alpha")
+    colour = plain_background_colour(border_pixels(frames))
+    if colour is not None:
+        return Matte(plain_background(frames, colour), "plain")
     return Matte(np.stack([grabcut(f) for f in frames]), "grabcut")
 
 
+def plain_background_colour(border: np.ndarray) -> np.ndarray | None:
+    """The background's colour when the frame's border is one colour where the object does not cover it."""
+    colour = np.median(border, axis=0)
+    background = np.linalg.norm(border - colour, axis=-1) < BACKGROUND_MATCH
+    if background.mean() < PLAIN_BORDER_SHARE or border[background].std(axis=0).max() >= PLAIN_BACKGROUND_STD:
+        return None
+    return colour
+
+
 def plain_background(frames: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    side = min(frames.shape[1:3])
     masks = []
     for frame in frames:
-        mask = (np.linalg.norm(frame.astype(np.float32) - colour, axis=-1) > PLAIN_DISTANCE).astype(np.uint8)
-        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
-        masks.append(largest_component(fill_holes(mask.astype(bool))))
+        distance = np.linalg.norm(frame.astype(np.float32) - colour, axis=-1)
+        mask = half_covered(distance > PLAIN_DISTANCE, distance)
+        speck = max(2, side * side // 20000)
+        masks.append(fill_holes(without_specks(mask, min_pixels=speck), distance, min_pixels=speck))
     return np.stack(masks)
 
 
+def half_covered(mask: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """Drop the outline's pixels that the object covers less than half of: an outline pixel's distance from the
+    background is its coverage times the object's distance beside it (taken as the largest within two pixels;
+    the palest or the mean inner pixel there scored lower on world seeds: shading makes them low). Without this
+    every anti-aliased pixel past ``PLAIN_DISTANCE`` counts and the matte is a pixel too fat all round (64²,
+    world seeds 1000000-7: IoU with the true alpha > 0.5 from 0.88 to 0.956)."""
+    window = np.ones((5, 5), np.uint8)
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return mask & ~(~inner & (distance < 0.5 * cv2.dilate(distance, window)))
+
+
 def grabcut(frame: np.ndarray, margin: float = 0.08, iterations: int = 4) -> np.ndarray:
+    """GrabCut seeded from a centred box, on the frame shrunk to at most ``GRABCUT_SIDE`` a side (at 1080p the full
+    frame costs seconds), its mask scaled back up."""
     h, w = frame.shape[:2]
-    rect = (int(w * margin), int(h * margin), int(w * (1 - 2 * margin)), int(h * (1 - 2 * margin)))
-    mask = np.zeros((h, w), np.uint8)
+    shrink = max(1.0, max(h, w) / GRABCUT_SIDE)
+    small = frame if shrink == 1 else cv2.resize(frame, (round(w / shrink), round(h / shrink)), interpolation=cv2.INTER_AREA)
+    sh, sw = small.shape[:2]
+    rect = (int(sw * margin), int(sh * margin), int(sw * (1 - 2 * margin)), int(sh * (1 - 2 * margin)))
+    mask = np.zeros((sh, sw), np.uint8)
     background, foreground_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(np.ascontiguousarray(frame[..., ::-1]), mask, rect, background, foreground_model, iterations,
+    cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), mask, rect, background, foreground_model, iterations,
                 cv2.GC_INIT_WITH_RECT)
-    return largest_component((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD))
+    cut = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.float32)
+    if shrink > 1:
+        cut = cv2.resize(cut, (w, h), interpolation=cv2.INTER_LINEAR)
+    return largest_component(cut > 0.5)
+
+
+def without_specks(mask: np.ndarray, min_pixels: int = 1) -> np.ndarray:
+    """The mask less its connected parts under ``SPECK_SHARE`` of the largest part or under ``min_pixels``."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return mask.astype(bool)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= max(min_pixels, SPECK_SHARE * areas.max())) + 1
+    return np.isin(labels, keep)
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -72,13 +118,20 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
-def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Background regions not connected to the border are holes in the object: fill them."""
+def fill_holes(mask: np.ndarray, distance: np.ndarray | None = None, min_pixels: int = 1) -> np.ndarray:
+    """Background regions not connected to the border are holes in the object: fill them, unless ``distance``
+    (each pixel's colour distance from a plain background) says a hole of ``min_pixels`` or more shows that
+    background: the gap between a pendulum's rod and its frame stays open, a pale patch on the object does not."""
     inverse = (~mask).astype(np.uint8)
-    _count, labels = cv2.connectedComponents(inverse, connectivity=4)
-    edge = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])))
-    holes = ~np.isin(labels, list(edge)) & (labels > 0)
-    return mask | holes
+    count, labels = cv2.connectedComponents(inverse, connectivity=4)
+    edge = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]).tolist()))
+    holes = [label for label in range(1, count) if label not in edge]
+    if distance is not None and holes:
+        areas = np.bincount(labels.ravel(), minlength=count)
+        shows_background = [label for label in holes if areas[label] >= min_pixels
+                            and np.median(distance[labels == label]) < BACKGROUND_MATCH / 2]
+        holes = [label for label in holes if label not in set(shows_background)]
+    return mask | np.isin(labels, holes)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -31,6 +31,9 @@ from backend.mesh.track import track_vertices
 from backend.render.raster import interpolate, rasterize
 
 FLOW_WINDOW = 21  # Farneback averaging window (pixels): wide, because small low-texture parts give little to match
+# footage is followed at most this many pixels along a side (video-sized footage is shrunk first): the carried
+# maps only sample the surface, and Farneback plus the per-frame rasters at 1080p cost seconds a view a frame
+FLOW_SIDE = 512
 OBSERVED_FRACTION = 0.03  # a vertex with a footage sample this close in canonical space (of the mesh's size) was seen
 
 
@@ -73,6 +76,8 @@ class FlowCanonical:
         vertices, faces: the frame-0 mesh, whose positions are the canonical coordinates."""
         self.frames, self.views = frames, list(views)
         height, width = frames.shape[2:4]
+        small = cameras[0].resized(width, height).at_most(FLOW_SIDE)  # every view's footage has one size
+        width, height = self.size = (small.width, small.height)
         self.cameras = {v: cameras[v].resized(width, height) for v in self.views}
         self.frame = 0
         # per view: the frame-0 canonical map, and for each pixel now, the frame-0 pixel it came from (sub-pixel,
@@ -81,7 +86,7 @@ class FlowCanonical:
         grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), axis=-1)
         for v in self.views:
             rest = surface_map(vertices, faces, vertices, self.cameras[v])
-            rest[~not_white(frames[v, 0])] = np.nan
+            rest[~not_white(self.footage(v, 0))] = np.nan
             self.rest_maps[v] = rest
             self.origins[v] = np.where(np.isfinite(rest).all(axis=-1, keepdims=True), grid, np.nan)
 
@@ -89,9 +94,17 @@ class FlowCanonical:
         """Carry the maps forward to ``frame`` (frames only ever advance)."""
         for f in range(self.frame + 1, frame + 1):
             for v in self.views:
-                backward = dense_flow(self.frames[v, f], self.frames[v, f - 1], FLOW_WINDOW)
-                self.origins[v] = carry(self.origins[v], backward, not_white(self.frames[v, f]))
+                now = self.footage(v, f)
+                backward = dense_flow(now, self.footage(v, f - 1), FLOW_WINDOW)
+                self.origins[v] = carry(self.origins[v], backward, not_white(now))
         self.frame = max(self.frame, frame)
+
+    def footage(self, view: int, frame: int) -> np.ndarray:
+        """The footage of ``view`` at ``frame``, at the size it is followed at (area-averaged when shrunk)."""
+        image = self.frames[view, frame]
+        if image.shape[1::-1] == self.size:
+            return image
+        return cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
 
     def canonical_map(self, view: int) -> np.ndarray:
         """The canonical coordinates (H, W, 3; NaN = empty) the footage of ``view`` sees at the current frame."""

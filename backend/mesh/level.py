@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 
@@ -22,6 +23,7 @@ from backend.render.raster import rasterize
 
 DEFAULT_LEVEL = 5.0  # without footage mattes to ask (opacity ~1 - exp(-5 * voxel))
 CANDIDATE_LEVELS = (3.0, 5.0, 8.0, 12.0, 16.0, 20.0)
+SILHOUETTE_SIDE = 256  # silhouettes are compared at most this many pixels along a side (video-sized footage: shrunk)
 
 
 @dataclass
@@ -33,7 +35,14 @@ class LevelChoice:
 def silhouette_iou(vertices: np.ndarray, faces: np.ndarray, cameras: Sequence[Camera], masks: Sequence[np.ndarray]) -> float:
     """Mean IoU of the mesh's silhouettes with ``masks`` (H, W bool), one per camera."""
     v, f = torch.as_tensor(vertices, dtype=torch.float32), torch.as_tensor(np.asarray(faces), dtype=torch.long)
-    return float(np.mean([iou(rasterize(v, f, camera).mask.numpy(), mask) for camera, mask in zip(cameras, masks, strict=True)]))
+    scores = []
+    for camera, mask in zip(cameras, masks, strict=True):
+        small = camera.at_most(SILHOUETTE_SIDE)
+        if small is not camera:
+            camera = small
+            mask = cv2.resize(mask.astype(np.float32), (small.width, small.height), interpolation=cv2.INTER_AREA) > 0.5
+        scores.append(iou(rasterize(v, f, camera).mask.numpy(), mask))
+    return float(np.mean(scores))
 
 
 def choose_level(grid: np.ndarray, bound: float, cameras: Sequence[Camera], masks: Sequence[np.ndarray],

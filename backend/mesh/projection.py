@@ -50,8 +50,7 @@ def project_footage(points: torch.Tensor, normals: torch.Tensor, vertices: np.nd
     colour = torch.zeros(len(points), 3)
     weight = torch.zeros(len(points))
     for view, camera in enumerate(footage.cameras):
-        shrink = max(1.0, max(camera.width, camera.height) / VISIBILITY_SIDE)
-        small = camera.resized(max(1, round(camera.width / shrink)), max(1, round(camera.height / shrink)))
+        small = camera.at_most(VISIBILITY_SIDE)
         nearest = rasterize(mesh_vertices, mesh_faces, small)
         pixels = torch.as_tensor(camera.projection(), dtype=torch.float32)
         projected = torch.cat([points, torch.ones(len(points), 1)], dim=1) @ pixels.T
