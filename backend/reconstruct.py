@@ -334,6 +334,7 @@ def reconstruct(clip: ClipFolder, models: Models, out: Path, settings: Settings 
             "units": "scene units of the input cameras", "world_transform": world.tolist(),
             "vertices": len(vertices0), "faces": len(faces), "uv_method": atlas.method,
             "surface_level": {"level": choice.level, "silhouette_iou": {str(k): round(v, 4) for k, v in choice.scores.items()}},
+            "views_put_on_white": list(clip.put_on_white_views),  # their background was matted away on loading
             "quality": {"flipped_pct": quality.flipped_pct, "stretched_pct": quality.stretched_pct,
                         "frames_kept_still": len(held)},
             "timings_s": progress.timings, **(extra or {}),

@@ -30,6 +30,7 @@ def test_views_filmed_against_a_coloured_wall_are_put_on_white(tmp_path: Path) -
         write_mp4(paths[-1], frames, fps=12)
 
     clip = load_clip(views=paths, cameras=cameras)
+    assert clip.put_on_white_views == (1, 2)
     inside = render.alpha > 0.99
     outside = render.alpha < 0.01
     for view in range(3):

@@ -27,7 +27,7 @@ from backend.io.video import read_video, write_mp4
 
 FORMAT = "lim4d-clip"
 VERSION = 1
-WHITE = 245  # a plain background at least this bright in every channel is white already
+WHITE = 245  # a border whose median is at least this bright in every channel: the footage is on white already
 
 
 @dataclass
@@ -39,6 +39,7 @@ class ClipFolder:
     times: np.ndarray
     fps: float
     generated_views: tuple[int, ...] = ()  # views a model made up (monocular jobs), not footage of the motion
+    put_on_white_views: tuple[int, ...] = ()  # footage views matted and put on white on loading (put_on_white)
     _mattes: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -59,15 +60,15 @@ class ClipFolder:
         and the tracking read the object over white, as the world renders it and as monocular framing puts
         it. Footage filmed against a wall or a screen of another colour, or in a room, would otherwise read as
         part of the object. Returns the views changed (their mattes, taken from the footage as filmed, stay)."""
-        from backend.io.matte import border_pixels, plain_background_colour
+        from backend.io.matte import border_pixels
 
         changed = []
         for view in range(len(self.cameras)):
-            colour = plain_background_colour(border_pixels(self.frames[view]))
-            if colour is not None and colour.min() >= WHITE:
+            if np.median(border_pixels(self.frames[view]), axis=0).min() >= WHITE:  # most of the border is white
                 continue
             self.frames[view][~self.matte(view)] = 255
             changed.append(view)
+        self.put_on_white_views = tuple(sorted(set(self.put_on_white_views) | set(changed)))
         return changed
 
 
