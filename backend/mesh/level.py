@@ -23,6 +23,9 @@ from backend.render.raster import rasterize
 
 DEFAULT_LEVEL = 5.0  # without footage mattes to ask (opacity ~1 - exp(-5 * voxel))
 CANDIDATE_LEVELS = (3.0, 5.0, 8.0, 12.0, 16.0, 20.0)
+# candidates whose outlines match the mattes within this IoU of the best are alike (a pixel's worth at 64²); the lowest
+# of them is kept: a higher level carves the surface where the density dips inside it (gashes, holes)
+LEVEL_MARGIN = 0.01
 SILHOUETTE_SIDE = 256  # silhouettes are compared at most this many pixels along a side (video-sized footage: shrunk)
 
 
@@ -47,8 +50,8 @@ def silhouette_iou(vertices: np.ndarray, faces: np.ndarray, cameras: Sequence[Ca
 
 def choose_level(grid: np.ndarray, bound: float, cameras: Sequence[Camera], masks: Sequence[np.ndarray],
                  candidates: Sequence[float] = CANDIDATE_LEVELS) -> LevelChoice:
-    """The candidate level whose mesh best matches the mattes; DEFAULT_LEVEL when there are none to ask or
-    no candidate yields a mesh."""
+    """The lowest candidate level whose mesh matches the mattes within ``LEVEL_MARGIN`` of the best; DEFAULT_LEVEL
+    when there are none to ask or no candidate yields a mesh."""
     if not cameras:
         return LevelChoice(DEFAULT_LEVEL)
     scores = {}
@@ -60,4 +63,5 @@ def choose_level(grid: np.ndarray, bound: float, cameras: Sequence[Camera], mask
         scores[float(level)] = silhouette_iou(np.asarray(mesh.vertices), np.asarray(mesh.faces), cameras, masks)
     if not scores:
         return LevelChoice(DEFAULT_LEVEL)
-    return LevelChoice(max(scores, key=scores.__getitem__), scores)
+    best = max(scores.values())
+    return LevelChoice(min(level for level, score in scores.items() if score >= best - LEVEL_MARGIN), scores)
