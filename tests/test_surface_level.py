@@ -50,3 +50,18 @@ def test_silhouette_iou_of_a_mesh_with_its_own_outline_is_one():
     masks = outlines(ball, cameras)
     assert silhouette_iou(ball.vertices, ball.faces, cameras, masks) == 1.0
     assert silhouette_iou(ball.vertices * 1.5, ball.faces, cameras, masks) < 0.6
+
+
+def test_of_outlines_alike_the_lowest_level_is_kept():
+    """A steep density (level L: radius 0.5 - L / 20000) makes every candidate's outline all but the same; the mattes
+    are the level-16 sphere's. The best IoU is a hair above the rest, but the lowest level within LEVEL_MARGIN is
+    kept: a higher level carves a real surface where its density dips."""
+    from backend.mesh.level import LEVEL_MARGIN
+
+    grid = density_grid(lambda p: 20000.0 * (0.5 - p.norm(dim=-1)), 64, 1.0)
+    cameras = footage_cameras()
+    masks = outlines(trimesh.creation.icosphere(subdivisions=4, radius=0.5 - 16 / 20000), cameras)
+    choice = choose_level(grid, 1.0, cameras, masks)
+    best = max(choice.scores, key=choice.scores.__getitem__)
+    assert best != 3.0 and choice.scores[best] - choice.scores[3.0] < LEVEL_MARGIN, choice.scores
+    assert choice.level == 3.0
