@@ -63,11 +63,11 @@ def plain_background_colour(border: np.ndarray) -> np.ndarray | None:
 
 def plain_background(frames: np.ndarray, colour: np.ndarray) -> np.ndarray:
     side = min(frames.shape[1:3])
+    speck = max(2, side * side // 20000)  # pixels: a part or a hole smaller than this is noise
     masks = []
     for frame in frames:
         distance = np.linalg.norm(frame.astype(np.float32) - colour, axis=-1)
         mask = half_covered(distance > PLAIN_DISTANCE, distance)
-        speck = max(2, side * side // 20000)
         masks.append(fill_holes(without_specks(mask, min_pixels=speck), distance, min_pixels=speck))
     return np.stack(masks)
 
