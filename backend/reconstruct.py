@@ -38,6 +38,7 @@ from backend.mesh.flow_canonical import FlowCanonical
 from backend.mesh.gaussians import SurfaceGaussians, write_ply
 from backend.mesh.gltf import write_morph_glb
 from backend.mesh.level import LevelChoice, choose_level
+from backend.mesh.outline import Outline
 from backend.mesh.projection import Footage
 from backend.mesh.texture import bake
 from backend.mesh.track import (
@@ -89,6 +90,8 @@ class Settings:
     # the input camera 13.9 -> 15.1 dB PSNR over the true foreground (bench mono, session 25;
     # 10 / 3 / 1 / 0.3 / 0.1: 13.9 / 14.5 / 14.9 / 15.05 / 15.07 dB, vertex error 11.6 / 11.9 / 12.1 / 12.0 / 12.0 %)
     monocular_stiffness: float = 0.3
+    # how hard the footage's mattes pull the tracked mesh's silhouettes onto them (backend.mesh.outline); 0: off
+    outline_weight: float = 10.0
     surface_level: float | None = None  # density of the mesh's isosurface; None: the one outlining the footage best
     texture_from_footage: bool = True  # paint the texture from the footage views where they see the mesh (else the field)
     # once tracked, paint it again from the footage of every frame where tracking put the mesh (the first texture
@@ -236,6 +239,15 @@ def mesh_footage(clip: ClipFolder, frame: int) -> Footage:
     """The footage views at ``frame`` (generated views are no footage) and their mattes (the clip's, matted once)."""
     views = clip.footage_views
     return Footage([clip.cameras[v] for v in views], clip.frames[views, frame], np.stack([clip.matte(v)[frame] for v in views]))
+
+
+def frame_outlines(clip: ClipFolder, position: float) -> list[Outline]:
+    """The footage views' mattes at output ``position`` when it shows a whole input frame (else none: footage exists
+    only there)."""
+    frame = int(np.rint(position))
+    if abs(position - frame) > 1e-6 or not 0 <= frame < clip.frames.shape[1]:
+        return []
+    return [Outline(clip.cameras[v], clip.matte(v)[frame]) for v in clip.footage_views]
 
 
 def surface_extent(points: np.ndarray, share: float = 2.0) -> float:
@@ -390,11 +402,15 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
     neighbours = vertex_neighbours(welded_faces, len(first))
     stiffness = settings.monocular_stiffness if clip.generated_views else settings.stiffness
     follower = SurfaceFollower(vertices0[first], welded_faces, guess_weight=settings.landmark_weight,
-                               method=settings.registration, stiffness=stiffness)
+                               method=settings.registration, stiffness=stiffness, outline_weight=settings.outline_weight)
     flow = FlowCanonical(clip.frames, clip.cameras, clip.footage_views, vertices0[first], welded_faces) \
         if settings.flow_tracking and clip.footage_views else None
     size0 = float(np.linalg.norm(np.ptp(vertices0, axis=0)))
     stray = OUTLIER_FRACTION * size0
+    # frames' sizes are measured against frame 0's surface sampled the same way (the mesh itself was cleaned of specks
+    # and drawn on a finer grid: against it, a monocular job's surfaces measured 1.5-1.9 on world seed 1000001, and
+    # 21 of 31 frames were held still)
+    reference = surface_extent(np.asarray(frame_surface(lrm, geometry.planes[0], settings.track_grid, level).vertices))
     raw = np.zeros((count, len(vertices0), 3), dtype=np.float32)
     raw[0] = vertices0
     tracked = raw.copy()
@@ -421,7 +437,7 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
         for i, canonical_planes in zip(inside, segment.planes, strict=True):
             try:
                 surface = frame_surface(lrm, geometry.planes[i], settings.track_grid, level)
-                extent = surface_extent(np.asarray(surface.vertices)) / size0
+                extent = surface_extent(np.asarray(surface.vertices)) / reference
             except EmptyFieldError:
                 surface, extent = None, 0.0
             low, high = settings.surface_extent_range
@@ -442,7 +458,7 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
             guesses = reject_outliers(moved, vertices0[first], neighbours, stray)
             # the previous frame's mesh slides onto this frame's surface, the canonical matches pulling on it
             failures = follower.failures
-            placed = follower.step(surface, guesses)
+            placed = follower.step(surface, guesses, frame_outlines(clip, positions[i]) if settings.outline_weight > 0 else ())
             if follower.failures > failures:
                 held.append(i)
             if settings.lay_onto_surface:  # the shipped frame, not the registration's next start

@@ -14,11 +14,15 @@ Each iteration alternates the two ARAP steps with fresh closest points: best rot
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import trimesh
 from scipy import sparse
 from scipy.sparse.linalg import splu
 from scipy.spatial import cKDTree
+
+from backend.mesh.outline import Outline, outline_terms
 
 
 def best_rotations(rest: np.ndarray, current: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -39,11 +43,13 @@ def best_rotations(rest: np.ndarray, current: np.ndarray, edges: np.ndarray) -> 
 
 def register_arap(rest: np.ndarray, faces: np.ndarray, start: np.ndarray, points: np.ndarray, normals: np.ndarray,
                   guesses: np.ndarray | None = None, guess_weight: float = 0.1, stiffness: float = 1.0,
-                  cover_weight: float = 1.0, iterations: int = 20, reach: float = 0.2) -> np.ndarray:
+                  cover_weight: float = 1.0, iterations: int = 20, reach: float = 0.2, outlines: Sequence[Outline] = (),
+                  outline_weight: float = 1.0) -> np.ndarray:
     """Positions (N, 3) of the mesh (``rest`` (N, 3) shape, ``faces``) on the surface ``points`` (M, 3) with
     unit ``normals``, starting from ``start``. ``guesses`` (N, 3; NaN = none): where each vertex probably is
     (canonical matches), pulling with ``guess_weight``. ``reach``: closest points farther than this share of
-    the mesh's size are ignored (the surface there belongs to something else)."""
+    the mesh's size are ignored (the surface there belongs to something else). ``outlines``: footage mattes the
+    mesh's silhouette should fill (``backend.mesh.outline``), pulling with ``outline_weight``."""
     count = len(rest)
     edges = trimesh.Trimesh(rest, faces, process=False).edges_unique  # each undirected edge once
     size = float(np.linalg.norm(np.ptp(rest, axis=0)))
@@ -89,6 +95,10 @@ def register_arap(rest: np.ndarray, faces: np.ndarray, start: np.ndarray, points
         if has_guess.any():
             diagonal[has_guess] += guess_weight * np.eye(3)
             data_rhs[has_guess] += guess_weight * guesses[has_guess]
+        if outlines:
+            outline_blocks, outline_rhs = outline_terms(outlines, x, faces)
+            diagonal += outline_weight * outline_blocks
+            data_rhs += outline_weight * outline_rhs
         # a faint pull toward the start keeps parts with no surface in reach from floating freely (singular)
         diagonal += 1e-4 * np.eye(3)
         data_rhs += 1e-4 * start

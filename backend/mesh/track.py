@@ -12,6 +12,7 @@ with per-vertex affine maps, which lets parts slide along the surface.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from scipy.spatial import cKDTree
 from backend.mesh.arap import register_arap
 from backend.mesh.extract import decimate
 from backend.mesh.nricp import nricp_amberg
+from backend.mesh.outline import Outline
 from backend.mesh.proximity import closest_points
 
 NEIGHBOURS = 12
@@ -171,11 +173,11 @@ class SurfaceFollower:
     """
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, max_vertices: int = 1000, neighbours: int = 4,
-                 guess_weight: float = 0.1, method: str = "arap", stiffness: float = 10.0) -> None:
+                 guess_weight: float = 0.1, method: str = "arap", stiffness: float = 10.0, outline_weight: float = 0.0) -> None:
         self.vertices = np.asarray(vertices, dtype=np.float32)
         if method not in ("arap", "nricp"):
             raise ValueError(f"unknown registration {method!r}; choose arap or nricp")
-        self.guess_weight, self.method, self.stiffness = guess_weight, method, stiffness
+        self.guess_weight, self.method, self.stiffness, self.outline_weight = guess_weight, method, stiffness, outline_weight
         self.failures = 0  # frames on which no registration succeeded (the mesh kept its place)
         self.rest_vertices = self.vertices.copy()
         if len(vertices) <= max_vertices:
@@ -194,18 +196,21 @@ class SurfaceFollower:
         self.weights = (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
         self.landmark_of = cKDTree(self.vertices).query(self.proxy)[1]  # each proxy vertex's nearest mesh vertex
 
-    def _register(self, start: np.ndarray, surface: trimesh.Trimesh, landmarks: np.ndarray | None) -> np.ndarray | None:
+    def _register(self, start: np.ndarray, surface: trimesh.Trimesh, landmarks: np.ndarray | None,
+                  outlines: Sequence[Outline] = ()) -> np.ndarray | None:
         """The proxy registered onto ``surface`` from ``start``; None when there is no solution."""
         if self.method == "nricp":
             return register_to_surface(start, self.proxy_faces, surface, landmarks, self.guess_weight)
         if len(surface.vertices) < 4:
             return None
         moved = register_arap(self.rest_proxy, self.proxy_faces, start, np.asarray(surface.vertices),
-                              np.asarray(surface.vertex_normals), landmarks, self.guess_weight, self.stiffness)
+                              np.asarray(surface.vertex_normals), landmarks, self.guess_weight, self.stiffness,
+                              outlines=outlines if self.outline_weight > 0 else (), outline_weight=self.outline_weight)
         return moved if np.isfinite(moved).all() else None
 
-    def step(self, surface: trimesh.Trimesh, guesses: np.ndarray | None = None) -> np.ndarray:
-        """The mesh's vertices on ``surface``; ``guesses``: the canonical matches for every mesh vertex.
+    def step(self, surface: trimesh.Trimesh, guesses: np.ndarray | None = None, outlines: Sequence[Outline] = ()) -> np.ndarray:
+        """The mesh's vertices on ``surface``; ``guesses``: the canonical matches for every mesh vertex; ``outlines``: the
+        footage's mattes at this frame, which the mesh's silhouettes should fill (ARAP only, with ``outline_weight``).
 
         If the previous frame's mesh cannot be registered (a bad frame left parts of it collapsed), the
         frame-0 shape is registered instead, so one bad frame never spoils the rest; if that fails too,
@@ -213,7 +218,7 @@ class SurfaceFollower:
         """
         landmarks = None if guesses is None else guesses[self.landmark_of]
         for start in (self.proxy, self.rest_proxy):
-            moved = self._register(start, surface, landmarks)
+            moved = self._register(start, surface, landmarks, outlines)
             if moved is not None:
                 rest = self.vertices if start is self.proxy else self.rest_vertices
                 self.vertices = rest + (self.weights[..., None] * (moved - start)[self.index]).sum(axis=1)
