@@ -90,7 +90,10 @@ class Settings:
     # the input camera 13.9 -> 15.1 dB PSNR over the true foreground (bench mono, session 25;
     # 10 / 3 / 1 / 0.3 / 0.1: 13.9 / 14.5 / 14.9 / 15.05 / 15.07 dB, vertex error 11.6 / 11.9 / 12.1 / 12.0 / 12.0 %)
     monocular_stiffness: float = 0.3
-    # how hard the footage's mattes pull the tracked mesh's silhouettes onto them (backend.mesh.outline); 0: off
+    # how hard the footage's mattes pull the tracked mesh's silhouettes onto them (backend.mesh.outline); 0: off.
+    # Chosen on monocular world seeds 1000000-3 (3 / 10 / 30: 17.9 / 18.2 / 17.9 dB from the input camera, none 16.7);
+    # multi-view seeds 1000000-3 +1.35 dB PSNR_FG; seeds 1000004-7 about even, a pendulum with pixel-wide bars loses
+    # (RESULTS: bench track rows 40-41)
     outline_weight: float = 10.0
     surface_level: float | None = None  # density of the mesh's isosurface; None: the one outlining the footage best
     texture_from_footage: bool = True  # paint the texture from the footage views where they see the mesh (else the field)
@@ -410,7 +413,10 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
     # frames' sizes are measured against frame 0's surface sampled the same way (the mesh itself was cleaned of specks
     # and drawn on a finer grid: against it, a monocular job's surfaces measured 1.5-1.9 on world seed 1000001, and
     # 21 of 31 frames were held still)
-    reference = surface_extent(np.asarray(frame_surface(lrm, geometry.planes[0], settings.track_grid, level).vertices))
+    try:
+        reference = surface_extent(np.asarray(frame_surface(lrm, geometry.planes[0], settings.track_grid, level).vertices))
+    except EmptyFieldError:  # the coarser grid misses a surface the mesh's grid found: the mesh's own size
+        reference = size0
     raw = np.zeros((count, len(vertices0), 3), dtype=np.float32)
     raw[0] = vertices0
     tracked = raw.copy()
