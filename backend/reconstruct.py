@@ -93,7 +93,7 @@ class Settings:
     # how hard the footage's mattes pull the tracked mesh's silhouettes onto them (backend.mesh.outline); 0: off.
     # Chosen on monocular world seeds 1000000-3 (3 / 10 / 30: 17.9 / 18.2 / 17.9 dB from the input camera, none 16.7);
     # multi-view seeds 1000000-3 +1.35 dB PSNR_FG; seeds 1000004-7 about even, a pendulum with pixel-wide bars loses
-    # (RESULTS: bench track rows 40-41)
+    # (RESULTS: bench track rows 40-42; Fox + RiggedFigure +0.7 dB, vertex error 3.20 -> 3.05 %)
     outline_weight: float = 10.0
     surface_level: float | None = None  # density of the mesh's isosurface; None: the one outlining the footage best
     texture_from_footage: bool = True  # paint the texture from the footage views where they see the mesh (else the field)
