@@ -9,8 +9,14 @@ import trimesh
 
 from backend.io.cameras import Camera
 from backend.mesh.arap import register_arap
-from backend.mesh.outline import Outline, silhouette_iou
+from backend.mesh.level import silhouette_iou as level_iou
+from backend.mesh.outline import Outline
 from backend.render.raster import rasterize
+
+
+def silhouette_iou(outline: Outline, vertices: np.ndarray, faces: np.ndarray) -> float:
+    return level_iou(vertices, faces, [outline.camera], [outline.mask])
+
 
 CAMERA = Camera.look_at(np.array([0.0, -3.0, 0.4]), (0.0, 0.0, 0.0), width=64, height=64)
 

@@ -121,10 +121,3 @@ def outline_terms(outlines: Sequence[Outline], vertices: np.ndarray, faces: np.n
         rhs += r
     return blocks, rhs
 
-
-def silhouette_iou(outline: Outline, vertices: np.ndarray, faces: np.ndarray) -> float:
-    """How well the mesh fills the outline's matte (IoU of its silhouette with it)."""
-    silhouette = rasterize(torch.as_tensor(vertices, dtype=torch.float32), torch.as_tensor(faces, dtype=torch.long),
-                           outline.camera).mask.numpy()
-    union = (silhouette | outline.mask).sum()
-    return float((silhouette & outline.mask).sum() / union) if union else 1.0
