@@ -38,7 +38,7 @@ from backend.mesh.flow_canonical import FlowCanonical
 from backend.mesh.gaussians import SurfaceGaussians, write_ply
 from backend.mesh.gltf import write_morph_glb
 from backend.mesh.level import LevelChoice, choose_level
-from backend.mesh.outline import Outline
+from backend.mesh.outline import Outline, trusted
 from backend.mesh.projection import Footage
 from backend.mesh.texture import bake
 from backend.mesh.track import (
@@ -464,7 +464,9 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
             guesses = reject_outliers(moved, vertices0[first], neighbours, stray)
             # the previous frame's mesh slides onto this frame's surface, the canonical matches pulling on it
             failures = follower.failures
-            placed = follower.step(surface, guesses, frame_outlines(clip, positions[i]) if settings.outline_weight > 0 else ())
+            outlines = trusted(frame_outlines(clip, positions[i]), np.asarray(surface.vertices), np.asarray(surface.faces)) \
+                if settings.outline_weight > 0 else []
+            placed = follower.step(surface, guesses, outlines)
             if follower.failures > failures:
                 held.append(i)
             if settings.lay_onto_surface:  # the shipped frame, not the registration's next start

@@ -10,7 +10,7 @@ import trimesh
 from backend.io.cameras import Camera
 from backend.mesh.arap import register_arap
 from backend.mesh.level import silhouette_iou as level_iou
-from backend.mesh.outline import Outline
+from backend.mesh.outline import TRUSTED_IOU, Outline, trusted
 from backend.render.raster import rasterize
 
 
@@ -71,3 +71,16 @@ def test_video_sized_mattes_are_read_shrunk() -> None:
     assert max(outline.camera.width, outline.camera.height) <= 128 and outline.mask.shape == (outline.camera.height, outline.camera.width)
     with pytest.raises(ValueError, match="matte"):
         Outline(CAMERA, np.ones((32, 64), bool))
+
+
+def test_a_surface_far_from_the_outline_is_not_pulled_onto_it() -> None:
+    """A frame's surface that outlines the matte well gets the outline's pulls; one far from it (half as wide as the
+    footage shows: a reconstruction too poor to trust) gets none."""
+    sphere = _sphere()
+    vertices, faces = np.asarray(sphere.vertices), np.asarray(sphere.faces)
+    near, far = sphere.copy(), sphere.copy()
+    near.apply_transform(np.diag([1.05, 1.0, 1.0, 1.0]))
+    far.apply_transform(np.diag([2.0, 1.0, 1.0, 1.0]))
+    assert silhouette_iou(Outline(CAMERA, _matte(far)), vertices, faces) < TRUSTED_IOU
+    assert len(trusted([Outline(CAMERA, _matte(near))], vertices, faces)) == 1
+    assert trusted([Outline(CAMERA, _matte(far))], vertices, faces) == []
