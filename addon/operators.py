@@ -76,6 +76,15 @@ def gather_inputs(scene: bpy.types.Scene, space_clip: bpy.types.MovieClip | None
     return [path], [blender_camera(scene.camera, *_video_size(path, scene))], scene.frame_start
 
 
+def gather_masks(scene: bpy.types.Scene) -> list[str | None] | None:
+    """Multi-view: each binding's mask clip (None where it has none, the backend mattes that view), or None when
+    no binding has one."""
+    settings = scene.lim4d
+    if settings.mode != "MULTI" or not any(b.mask for b in settings.bindings):
+        return None
+    return [_clip_path(b.mask) if b.mask else None for b in settings.bindings]
+
+
 def _clip_path(clip: bpy.types.MovieClip) -> str:
     path = bpy.path.abspath(clip.filepath, library=clip.library)
     if not Path(path).is_file():
@@ -118,10 +127,15 @@ def start_import(context: bpy.types.Context, request: dict[str, Any] | None = No
                    "base_frame": base + settings.frame_start}
         if settings.mode != "MULTI":
             request |= {"monocular": True, "elevation_deg": camera_elevation(scene.camera)}
+        elif masks := gather_masks(scene):
+            request["masks"] = masks
+    prefs = preferences.get(context)
+    remote = prefs is not None and prefs.backend_mode == "REMOTE"
+    if remote and request.get("masks"):
+        raise ValueError("mask clips need a backend on this machine (a remote backend gets the views uploaded, not masks)")
     client = connect(context)
     payload = {k: v for k, v in request.items() if k != "base_frame"}
-    prefs = preferences.get(context)
-    if prefs is not None and prefs.backend_mode == "REMOTE":
+    if remote:
         files = [Path(v) for v in payload.pop("views")]
         job = client.upload(payload | {"cameras": None}, payload.pop("cameras"), files)
     else:

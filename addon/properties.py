@@ -12,6 +12,9 @@ def _is_camera(_self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
 class Lim4dCameraBinding(bpy.types.PropertyGroup):
     camera: bpy.props.PointerProperty(name="Camera", type=bpy.types.Object, poll=_is_camera)
     clip: bpy.props.PointerProperty(name="Clip", type=bpy.types.MovieClip)
+    mask: bpy.props.PointerProperty(name="Mask", type=bpy.types.MovieClip,
+                                    description="Optional: this view's mask clip (white = object), used instead of the "
+                                                "automatic matte (busy backgrounds, keyed or rotoscoped footage)")
 
 
 class Lim4dSettings(bpy.types.PropertyGroup):

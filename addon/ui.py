@@ -22,6 +22,7 @@ def draw_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
             line.label(text=f"{index + 1}")
             line.prop(binding, "camera", text="")
             line.prop(binding, "clip", text="")
+            line.prop(binding, "mask", text="", icon="MOD_MASK")
         line = box.row(align=True)
         line.operator("lim4d.binding_add", icon="ADD")
         line.operator("lim4d.binding_remove", icon="REMOVE", text="")

@@ -120,7 +120,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     videos = [Path(v) for v in args.views] if args.views else None
     return run(Path(args.clip) if args.clip else None, Path(args.out), Path(args.checkpoints), settings,
                videos, Path(args.cameras) if args.cameras else None, args.frame_start, args.frame_end,
-               Path(args.mask) if args.mask else None, args.elevation, args.seed)
+               [None if m == "-" else Path(m) for m in args.mask] if args.mask else None, args.elevation, args.seed)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -215,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--views", nargs="*", default=None, help="or: one video per camera ...")
     rec.add_argument("--cameras", default=None, help="... with their cameras.json (clip-folder format); monocular: "
                      "the camera that shot the clip, to place the result where it saw the object")
-    rec.add_argument("--mask", default=None, help="monocular: a mask clip (white = object) instead of the automatic matte")
+    rec.add_argument("--mask", nargs="+", default=None,
+                     help="mask clips (white = object) instead of the automatic matte: one for a monocular clip, one per "
+                          "view otherwise (- : matte that view from its footage)")
     rec.add_argument("--elevation", type=float, default=None, help="monocular: camera height over the object, degrees")
     rec.add_argument("--seed", type=int, default=0, help="monocular: seed of the generated views")
     rec.add_argument("--fit-steps", type=int, default=None,

@@ -65,6 +65,16 @@ def bind_clip(clip_folder: Path) -> None:
     scene.camera = scene.collection.objects[0]
 
 
+def bind_mask(clip_folder: Path, view: int, out: Path) -> None:
+    """View ``view``'s true matte (the clip's ground-truth alpha) as a mask clip, bound as that view's mask."""
+    from backend.io.video import write_mp4
+
+    alpha = np.load(clip_folder / "gt" / f"view_{view:02d}.npz")["alpha"]
+    path = out / f"mask_{view:02d}.mp4"
+    write_mp4(path, np.repeat((alpha[..., None] > 0.5) * np.uint8(255), 3, axis=-1), 24)
+    bpy.context.scene.lim4d.bindings[view].mask = bpy.data.movieclips.load(str(path))
+
+
 def pump(until: float = 600.0, stop_when=None) -> None:
     """Call the add-on's drain as its timer would, until the import ends (or ``stop_when()``)."""
     operators = module("operators")
@@ -274,6 +284,8 @@ def main(options: dict) -> dict:
     install(options["archive"], options["python"], options.get("checkpoints"))
     settings = bpy.context.scene.lim4d
     bind_clip(Path(options["clip"]))
+    if options.get("mask_view") is not None:
+        bind_mask(Path(options["clip"]), options["mask_view"], out)
     settings.quality, settings.stride = options.get("quality", "preview"), options.get("stride", 2)
 
     started = time.perf_counter()
@@ -287,6 +299,7 @@ def main(options: dict) -> dict:
     report["state"], report["error"] = settings.state, settings.error
     if settings.state != "done":
         return report
+    report["request_masks"] = json.loads(settings.last_request).get("masks")
     check_import(report, out, options.get("formats", ["GLTF", "FBX", "ABC", "USD"]))
     if options.get("demo"):
         from backend.io.video import read_video

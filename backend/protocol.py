@@ -20,7 +20,8 @@ The backend's first line on stdout is one JSON object: {"lim4d": "listening", "u
 "token": ... (only when it made one), "pid": ..., "device": "cpu" or "cuda"}.
 
 A monocular job is one video with `"monocular": true` and at most one camera (the one that shot it: the
-result is placed where it saw the object); the other views are generated (stage "views").
+result is placed where it saw the object); the other views are generated (stage "views"); "mask": its mask clip.
+A multi-view job may carry "masks": a mask clip per view (white = object; null: matte that view from its footage).
 """
 
 from __future__ import annotations

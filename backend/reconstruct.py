@@ -519,11 +519,15 @@ def is_monocular(path: Path | None) -> bool:
 
 def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings, videos: list[Path] | None = None,
         cameras_json: Path | None = None, frame_start: int = 0, frame_end: int | None = None,
-        mask: Path | None = None, elevation_deg: float | None = None, seed: int = 0) -> int:
+        masks: list[Path | None] | None = None, elevation_deg: float | None = None, seed: int = 0) -> int:
+    """The CLI's job: a clip folder, a monocular clip, or ``videos`` with their cameras; ``masks``: mask clips, one
+    per view (None: matte that view from its footage), one for a monocular clip."""
     models = Models.load(checkpoints)  # first: a missing model is the clearer error
     monocular = is_monocular(folder)
     if videos and cameras_json is None:
         raise ValueError("--views needs --cameras (a cameras.json in the clip-folder format)")
+    if monocular and masks is not None and len(masks) != 1:
+        raise ValueError(f"a monocular clip takes one mask clip, got {len(masks)}")
     bar = tqdm(desc="frames", unit="frame")
 
     def on_event(kind: str, value: object) -> None:
@@ -540,10 +544,11 @@ def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings, v
 
         shot_by = cameras_from_file(cameras_json)[0] if cameras_json else None
         manifest = reconstruct_monocular(folder, models, out, settings, Progress(on_event), shot_by, frame_start, frame_end,
-                                         mask, DEFAULT_ELEVATION_DEG if elevation_deg is None else elevation_deg, seed)
+                                         masks[0] if masks else None,
+                                         DEFAULT_ELEVATION_DEG if elevation_deg is None else elevation_deg, seed)
     else:
         cameras = cameras_from_file(cameras_json) if videos else None
-        clip = load_clip(None if videos else folder, videos, cameras, frame_start, frame_end)
+        clip = load_clip(None if videos else folder, videos, cameras, frame_start, frame_end, masks)
         manifest = reconstruct(clip, models, out, settings, Progress(on_event))
     bar.close()
     print(f"{manifest['vertices']} vertices, {manifest['faces']} faces, {manifest['frame_count']} frames -> {out}")

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # One thread per process: `make test` runs two workers on two cores, and each starts backends and
@@ -54,3 +55,29 @@ class Backend:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def over_noise(seed: int, views: int, frames: int) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """A world clip's views over a backdrop of coloured noise, where no automatic matte finds the object: its
+    cameras, times, the filmed frames (V, F, H, W, 3) and the true masks (V, F, H, W)."""
+    from backend.world.clip import render_world_clip
+
+    _, cameras, times, render = render_world_clip(seed, views=views, frames=frames, size=64)
+    noise = np.random.default_rng(1).uniform(0, 1, size=render.rgb.shape).astype(np.float32)
+    alpha = render.alpha[..., None]
+    filmed = np.clip((render.rgb * alpha + noise * (1 - alpha)) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return cameras, times, filmed, render.alpha > 0.5
+
+
+def write_views(folder: Path, filmed: np.ndarray, masks: np.ndarray) -> tuple[list[Path], list[Path]]:
+    """Each view's footage and its mask clip (white = object) as videos in ``folder``."""
+    from backend.io.video import write_mp4
+
+    folder.mkdir(exist_ok=True)
+    views, mask_clips = [], []
+    for view in range(len(filmed)):
+        views.append(folder / f"view_{view:02d}.mp4")
+        write_mp4(views[-1], filmed[view], fps=12)
+        mask_clips.append(folder / f"mask_{view:02d}.mp4")
+        write_mp4(mask_clips[-1], np.repeat(masks[view, ..., None], 3, axis=-1).astype(np.uint8) * 255, fps=12)
+    return views, mask_clips

@@ -35,7 +35,7 @@ def report(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
                        "--out", str(clip)).returncode == 0
     options = {"archive": str(next(root.glob("lim4d-*.zip"))), "python": sys.executable, "clip": str(clip),
                "out": str(root / "out"), "stride": 2, "quality": "preview", "kill_backend": True, "reopen": True, "cancel": True,
-               "monocular": True}
+               "monocular": True, "mask_view": 1}
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(root / "user"), "PYTHONPATH": str(REPO)}
     done = subprocess.run([request.param, "-m", "backend.drive_extension", json.dumps(options)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
@@ -52,6 +52,13 @@ def test_import_streams_a_scrubbable_textured_shape_key_animation(report: dict) 
     assert report["texture"]["final"] == 1 and report["texture"]["difference_to_final"] <= 1.01 / 255
     assert report["texture"]["name"] == f"lim4d_{report['texture']['key']}"
     assert report["scene_range"] == [1, 5]
+
+
+def test_a_bound_mask_clip_goes_with_its_view(report: dict) -> None:
+    """A mask clip bound to the second camera's binding travels in the job's request beside its view (the
+    others left to the matte), and the backend took the job (the import above finished)."""
+    masks = report["request_masks"]
+    assert masks[0] is None and masks[2] is None and masks[1].endswith("mask_01.mp4")
 
 
 @pytest.mark.parametrize("fmt", ["GLTF", "FBX", "ABC", "USD"])

@@ -1,13 +1,18 @@
 """Multi-view footage in: each view ends up over white, whatever it was filmed against."""
 
+import json
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
+from backend.io.clip_folder import write_clip_folder
 from backend.io.clip_source import load_clip
+from backend.io.matte import iou
 from backend.io.video import write_mp4
 from backend.world.clip import render_world_clip
+from conftest import over_noise, write_views
 
 
 def test_views_filmed_against_a_coloured_wall_are_put_on_white(tmp_path: Path) -> None:
@@ -42,3 +47,45 @@ def test_views_filmed_against_a_coloured_wall_are_put_on_white(tmp_path: Path) -
     from backend.io.video import read_video
 
     np.testing.assert_array_equal(unchanged.frames[0], read_video(paths[0])[0])
+
+
+def test_mask_clips_replace_the_matte_of_busy_footage(tmp_path: Path) -> None:
+    """Footage over coloured noise: the automatic matte finds nothing there, which is refused with a pointer to mask
+    clips; with a mask clip per noisy view (the view filmed over white left to the matte with None) the given views'
+    mattes are the masks, over any frame range, and their backgrounds go white; a mask clip of another size, too
+    short, or a count that is not one per view is refused by name."""
+    cameras, _, filmed, truth = over_noise(1000000, views=3, frames=4)
+    filmed[1][~truth[1]] = 255  # view 1 over white
+    views, mask_clips = write_views(tmp_path, filmed, truth)
+    with pytest.raises(ValueError, match=r"view 0: its matte shows no object.*mask clip"):
+        load_clip(views=views, cameras=cameras)
+    given = load_clip(views=views, cameras=cameras, masks=[mask_clips[0], None, mask_clips[2]], frame_start=1)
+    for view in (0, 2):
+        assert iou(given.matte(view), truth[view, 1:]) > 0.97
+        outside = ~truth[view, 1:]
+        assert (given.frames[view][outside] >= 250).all(axis=-1).mean() > 0.97, f"view {view}: background not white"
+    assert iou(given.matte(1), truth[1, 1:]) > 0.9  # the view left to the matte
+
+    small = tmp_path / "small.mp4"
+    write_mp4(small, np.zeros((4, 32, 32, 3), np.uint8), fps=12)
+    short = tmp_path / "short.mp4"
+    write_mp4(short, np.zeros((2, 64, 64, 3), np.uint8), fps=12)
+    for bad, words in ((small, "small.mp4: 4 frame"), (short, "short.mp4: 2 frame")):
+        with pytest.raises(ValueError, match=words):
+            load_clip(views=views, cameras=cameras, masks=[bad, None, None])
+    with pytest.raises(ValueError, match="one per view"):
+        load_clip(views=views, cameras=cameras, masks=mask_clips[:2])
+
+
+def test_a_clip_folder_reads_the_mask_clips_its_cameras_json_names(tmp_path: Path) -> None:
+    """A clip folder's cameras.json may name a mask clip for a view; frame ranges cut it with the footage."""
+    cameras, _, filmed, truth = over_noise(1000001, views=2, frames=3)
+    filmed[0][~truth[0]] = 255  # view 0 over white, left to the matte
+    write_clip_folder(tmp_path, filmed, cameras, np.linspace(0, 1, 3), 12.0, {"source": "test"})
+    _, mask_clips = write_views(tmp_path / "masks", filmed, truth)
+    manifest = json.loads((tmp_path / "cameras.json").read_text())
+    manifest["views"][1]["mask"] = str(mask_clips[1].relative_to(tmp_path))
+    (tmp_path / "cameras.json").write_text(json.dumps(manifest))
+    clip = load_clip(tmp_path, frame_end=2)
+    assert clip.put_on_white_views == (1,) and clip.frames.shape[1] == 2
+    assert iou(clip.matte(1), truth[1, :2]) > 0.97 and iou(clip.matte(0), truth[0, :2]) > 0.9

@@ -7,6 +7,7 @@ inputs that must each get a clear 4xx while the server keeps serving.
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,8 @@ import psutil
 import pytest
 
 from backend.io.video import write_mp4
-from backend.protocol import SHAPE_HEADER, Event
+from backend.protocol import SHAPE_HEADER, Event, Limits
+from backend.server.validation import RequestError, check_request
 from conftest import REPO, Backend, run_backend
 
 
@@ -259,6 +261,10 @@ def test_bad_inputs_get_clear_4xx_and_the_server_keeps_serving(backend: Backend,
             "camera count": ({"views": [str(clip / "view_00.mp4")], "cameras": []}, 400, 400),
             "not a camera": ({"views": [str(clip / "view_00.mp4")], "cameras": [{"K": "x"}]}, 400, 400),
             "unknown field": ({"clip": str(clip), "shell": "rm -rf /"}, 422, 422),
+            "mask clips not one per view": ({"clip": str(clip), "masks": [str(clip / "view_00.mp4")]}, 400, 400),
+            "mask clip of another size": ({"views": [str(clip / "view_00.mp4")], "cameras": [camera],
+                                           "masks": [str(tmp_path / "bad" / "good.mp4")]}, 400, 400),
+            "one mask for many views": ({"clip": str(clip), "mask": str(clip / "view_00.mp4")}, 400, 400),
         }
         for what, (body, low, high) in requests.items():
             response = client.post(f"{backend.url}/jobs", headers=backend.headers, json=body)
@@ -273,6 +279,27 @@ def test_bad_inputs_get_clear_4xx_and_the_server_keeps_serving(backend: Backend,
                                     ("views", ("clip.mp4", files["truncated"].read_bytes(), "video/mp4"))])
         assert upload.status_code == 400 and "cannot decode" in upload.json()["detail"]
         assert client.get(f"{backend.url}/health", headers=backend.headers).status_code == 200
+
+
+def test_mask_clips_are_checked_against_their_views(clip: Path, tmp_path: Path) -> None:
+    """A request's mask clips (one per view, null to matte a view) and a clip folder's own (cameras.json) must
+    decode at their view's size, at least as long; paths come back resolved."""
+    views = [clip / f"view_{v:02d}.mp4" for v in range(3)]
+    checked = check_request({"clip": str(clip), "masks": [str(views[1]), None, str(views[0])]}, Limits(), [])
+    assert checked["masks"] == [str(views[1].resolve()), None, str(views[0].resolve())]
+    folder = tmp_path / "clip"
+    shutil.copytree(clip, folder)
+    write_mp4(folder / "mask_small.mp4", np.zeros((6, 32, 32, 3), np.uint8), 24)
+    write_mp4(folder / "mask_short.mp4", np.zeros((2, 64, 64, 3), np.uint8), 24)
+    manifest = json.loads((folder / "cameras.json").read_text())
+    for name, words in (("mask_small.mp4", "32x32"), ("mask_short.mp4", "2 frames")):
+        manifest["views"][2]["mask"] = name
+        (folder / "cameras.json").write_text(json.dumps(manifest))
+        with pytest.raises(RequestError, match=words):
+            check_request({"clip": str(folder)}, Limits(), [])
+    manifest["views"][2]["mask"] = "view_00.mp4"
+    (folder / "cameras.json").write_text(json.dumps(manifest))
+    assert check_request({"clip": str(folder)}, Limits(), [])["clip"] == str(folder.resolve())
 
 
 def test_upload_runs_a_job_from_files_sent_over_http(backend: Backend, clip: Path) -> None:

@@ -2,6 +2,7 @@
 
     DIR/
       cameras.json       format, fps, frame times, one entry per view: video file + camera
+                         (+ optional "mask": a mask clip of the view, white = object, used instead of the matte)
       view_00.mp4 ...    one RGB clip per view (object over a white background)
       contact.png        views (rows) x frames (columns, at most 8, evenly sampled)
       world.json         what made the clip (seed, family, motion, or the glTF asset)
@@ -55,6 +56,25 @@ class ClipFolder:
             self._mattes[view] = foreground(self.frames[view]).masks
         return self._mattes[view]
 
+    def give_mattes(self, view: int, masks: np.ndarray, source: str = "mask clip") -> None:
+        """Use the user's masks (F, H, W[, 3]; white or True = object) for ``view`` instead of matting it: footage
+        filmed in a busy room, where no automatic matte finds the object, keeps what the user roto'd or keyed.
+        More mask frames than the view has are cut; fewer, or another size, are a ValueError naming ``source``."""
+        from backend.io.matte import foreground
+
+        frames = self.frames[view]
+        if len(masks) < len(frames) or masks.shape[1:3] != frames.shape[1:3]:
+            raise ValueError(f"{source}: {len(masks)} frame(s) at {masks.shape[2]}x{masks.shape[1]}; its view "
+                             f"{view} has {len(frames)} at {frames.shape[2]}x{frames.shape[1]} (they must match)")
+        self._mattes[view] = foreground(frames, user_masks=masks[:len(frames)]).masks
+
+    def frame_range(self, start: int, stop: int) -> ClipFolder:
+        """Frames [start, stop) of every view, with their times and any mattes already known."""
+        part = ClipFolder(self.frames[:, start:stop], self.cameras, self.times[start:stop], self.fps, self.generated_views,
+                          self.put_on_white_views)
+        part._mattes = {view: masks[start:stop] for view, masks in self._mattes.items()}
+        return part
+
     def put_on_white(self) -> list[int]:
         """Composite every view whose background is not white already onto white, with its matte: the models
         and the tracking read the object over white, as the world renders it and as monocular framing puts
@@ -66,6 +86,10 @@ class ClipFolder:
         for view in range(len(self.cameras)):
             if np.median(border_pixels(self.frames[view]), axis=0).min() >= WHITE:  # most of the border is white
                 continue
+            if not self.matte(view).any():  # else a blank view, and later "nothing to mesh", would be all it says
+                raise ValueError(f"view {view}: its matte shows no object in any frame (no automatic matte reads a busy "
+                                 "background); give a mask clip per view (white = object: --mask, \"mask\" in "
+                                 "cameras.json, or masks in a request)")
             self.frames[view][~self.matte(view)] = 255
             changed.append(view)
         self.put_on_white_views = tuple(sorted(set(self.put_on_white_views) | set(changed)))
@@ -148,4 +172,8 @@ def read_clip_folder(folder: str | Path) -> ClipFolder:
         clips.append(frames)
     count = min(len(c) for c in clips)
     times = np.asarray(manifest.get("times") or np.linspace(0, 1, count), dtype=np.float64)
-    return ClipFolder(np.stack([c[:count] for c in clips]), cameras, times[:count], float(manifest["fps"]))
+    clip = ClipFolder(np.stack([c[:count] for c in clips]), cameras, times[:count], float(manifest["fps"]))
+    for index, view in enumerate(manifest["views"]):
+        if view.get("mask"):
+            clip.give_mattes(index, read_video(folder / view["mask"], 0, count)[0], str(folder / view["mask"]))
+    return clip

@@ -45,10 +45,18 @@ def cameras_from_file(path: Path) -> list[Camera]:
 
 
 def load_clip(clip: Path | None = None, views: list[Path] | None = None, cameras: list[Camera] | None = None,
-              frame_start: int = 0, frame_end: int | None = None) -> ClipFolder:
+              frame_start: int = 0, frame_end: int | None = None, masks: list[Path | None] | None = None) -> ClipFolder:
     """The frames [frame_start, frame_end) of a clip folder, or of videos seen by ``cameras`` (same order), each
-    view over white (``ClipFolder.put_on_white``)."""
+    view over white (``ClipFolder.put_on_white``). ``masks``: a mask clip per view (white = object; None: matte
+    that view from its footage), over the same frames; they replace a clip folder's own."""
     loaded = _load_frames(clip, views, cameras, frame_start, frame_end)
+    if masks is not None:
+        if len(masks) != len(loaded.cameras):
+            raise ValueError(f"{len(masks)} mask clip(s) for {len(loaded.cameras)} view(s): give one per view (or none)")
+        for view, mask in enumerate(masks):
+            if mask is not None:
+                stop = frame_start + loaded.frames.shape[1]
+                loaded.give_mattes(view, read_video(mask, frame_start, stop)[0], str(mask))
     loaded.put_on_white()
     return loaded
 
@@ -60,8 +68,7 @@ def _load_frames(clip: Path | None, views: list[Path] | None, cameras: list[Came
         stop = whole.frames.shape[1] if frame_end is None else min(frame_end, whole.frames.shape[1])
         if frame_start >= stop:
             raise ValueError(f"{clip}: frame range [{frame_start}, {frame_end}) is empty (the clip has {whole.frames.shape[1]})")
-        times = whole.times[frame_start:stop]
-        return ClipFolder(whole.frames[:, frame_start:stop], whole.cameras, times, whole.fps, whole.generated_views)
+        return whole.frame_range(frame_start, stop)
     if not views:
         raise ValueError("give a clip folder, or videos with their cameras")
     if cameras is None or len(cameras) != len(views):

@@ -50,6 +50,8 @@ class JobRequest(BaseModel):
     fit_steps: int | None = Field(None, ge=0, le=1000, description="steps fitting each keyframe to the footage (0: off)")
     monocular: bool = Field(False, description="one video from one camera: the other views are generated")
     mask: str | None = Field(None, description="monocular: a mask clip (white = object) overriding the matte")
+    masks: list[str | None] | None = Field(None, max_length=64, description="multi-view: a mask clip per view (white = "
+                                           "object; null: matte that view), overriding the matte and a clip folder's")
     elevation_deg: float = Field(10.0, ge=-45.0, le=60.0, description="monocular: the camera's height over the object")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="monocular: seed of the generated views")
 
@@ -155,9 +157,9 @@ def create_app(config: ServerConfig, runner: JobRunner) -> FastAPI:
             fields = JobRequest.model_validate_json(request).model_dump()
         except ValueError as error:
             raise HTTPException(422, f"request: {error}") from None
-        if fields.get("clip") or fields.get("views") or fields.get("cameras_file") or fields.get("mask"):
-            raise HTTPException(400, "an upload carries its files; leave clip, views, cameras_file and mask out of "
-                                     "request (a mask clip needs local paths: POST /jobs)")
+        if fields.get("clip") or fields.get("views") or fields.get("cameras_file") or fields.get("mask") or fields.get("masks"):
+            raise HTTPException(400, "an upload carries its files; leave clip, views, cameras_file, mask and masks out of "
+                                     "request (mask clips need local paths: POST /jobs)")
         if len(views) > config.limits.max_views:
             raise HTTPException(413, f"{len(views)} views exceed the limit of {config.limits.max_views}")
         job_id, folder = store.new_folder()

@@ -53,6 +53,15 @@ def check_video(path: Path, limits: Limits) -> VideoInfo:
     return info
 
 
+def check_mask(mask: Path, video: Path, limits: Limits) -> Path:
+    """A mask clip that can be decoded, of its video's size, and at least as long."""
+    seen, masked = check_video(video, limits), check_video(mask, limits)
+    if (seen.width, seen.height) != (masked.width, masked.height) or masked.frames < seen.frames:
+        raise RequestError(400, f"mask {mask.name}: {masked.width}x{masked.height}, {masked.frames} frames; its video "
+                                f"{video.name} is {seen.width}x{seen.height}, {seen.frames} frames (they must match)")
+    return mask
+
+
 def _lists_nothing(path: Path) -> bool:
     try:
         data = json.loads(path.read_text())
@@ -65,6 +74,7 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
     """The request with resolved paths and cameras checked, or a RequestError."""
     request = dict(request)
     videos: list[Path] = []
+    folder_masks: list[str | None] = []  # a clip folder's own mask clips, confined to it as its videos are
     if request.get("clip"):
         if request.get("views"):
             raise RequestError(400, "give either a clip folder or views, not both")
@@ -75,6 +85,7 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
             entries = json.loads((clip / "cameras.json").read_text()).get("views") or []
             videos = [check_path(str(clip / e["video"]), [clip], "clip view") for e in entries]
             cameras = [camera_from_json(e) for e in entries]
+            folder_masks = [str(clip / e["mask"]) if e.get("mask") else None for e in entries]
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise RequestError(400, f"clip {request['clip']!r}: bad cameras.json ({error})") from None
         request["clip"] = str(clip)
@@ -102,17 +113,23 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
             raise RequestError(400, "a monocular job takes exactly one video (views: [path])")
         if len(cameras) > 1:
             raise RequestError(400, "a monocular job takes at most one camera (the one that shot the clip)")
+        if request.get("masks"):
+            raise RequestError(400, "masks is for multi-view jobs (a monocular job takes one mask)")
         if request.get("mask"):
-            mask = check_path(request["mask"], allowed_roots, "mask")
-            seen, masked = check_video(videos[0], limits), check_video(mask, limits)
-            if (seen.width, seen.height, seen.frames) != (masked.width, masked.height, masked.frames):
-                raise RequestError(400, f"mask {mask.name}: {masked.width}x{masked.height}, {masked.frames} frames; the video "
-                                        f"is {seen.width}x{seen.height}, {seen.frames} frames (they must match)")
-            request["mask"] = str(mask)
+            request["mask"] = str(check_mask(check_path(request["mask"], allowed_roots, "mask"), videos[0], limits))
     elif request.get("mask"):
-        raise RequestError(400, "mask is for monocular jobs")
+        raise RequestError(400, "mask is for monocular jobs (a multi-view job takes masks, one per view)")
     elif len(cameras) != len(videos):
         raise RequestError(400, f"{len(videos)} video(s) need {len(videos)} camera(s), got {len(cameras)}")
+    else:
+        given = request.get("masks")
+        masks, roots = (given, allowed_roots) if given else (folder_masks, [Path(request["clip"])] if folder_masks else [])
+        if masks and len(masks) != len(videos):
+            raise RequestError(400, f"{len(masks)} mask clip(s) for {len(videos)} view(s): give one per view (null: "
+                                    "matte that view from its footage)")
+        checked = [m and check_mask(check_path(m, roots, "mask"), video, limits) for m, video in zip(masks, videos, strict=False)]
+        if given:
+            request["masks"] = [m and str(m) for m in checked]
     frames = min(check_video(v, limits).frames for v in videos)
 
     start = request.get("frame_start") or 0

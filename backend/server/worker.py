@@ -105,7 +105,8 @@ def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
     else:
         clip = load_clip(Path(request["clip"]) if request.get("clip") else None,
                          [Path(v) for v in request.get("views") or []], cameras, request["frame_start"],
-                         request.get("frame_end"))
+                         request.get("frame_end"),
+                         [m and Path(m) for m in request["masks"]] if request.get("masks") else None)
         frames = clip.frames.shape[1]
         log.append(Event.LOG, message=f"{clip.frames.shape[0]} view(s) x {frames} frame(s) at "
                                       f"{clip.frames.shape[3]}x{clip.frames.shape[2]}")
