@@ -130,14 +130,12 @@ def start_import(context: bpy.types.Context, request: dict[str, Any] | None = No
         elif masks := gather_masks(scene):
             request["masks"] = masks
     prefs = preferences.get(context)
-    remote = prefs is not None and prefs.backend_mode == "REMOTE"
-    if remote and request.get("masks"):
-        raise ValueError("mask clips need a backend on this machine (a remote backend gets the views uploaded, not masks)")
     client = connect(context)
     payload = {k: v for k, v in request.items() if k != "base_frame"}
-    if remote:
+    if prefs is not None and prefs.backend_mode == "REMOTE":
         files = [Path(v) for v in payload.pop("views")]
-        job = client.upload(payload | {"cameras": None}, payload.pop("cameras"), files)
+        masks = [m and Path(m) for m in payload.pop("masks", None) or []]
+        job = client.upload(payload | {"cameras": None}, payload.pop("cameras"), files, masks or None)
     else:
         job = client.create(payload)
     key = key or uuid.uuid4().hex[:12]

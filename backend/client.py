@@ -76,12 +76,17 @@ class Client:
     def create(self, request: dict[str, Any]) -> dict[str, Any]:
         return self.json("POST", "/jobs", request)
 
-    def upload(self, request: dict[str, Any], cameras: list[dict[str, Any]], videos: list[Path]) -> dict[str, Any]:
-        """Send the videos themselves (a backend on another machine); cameras in the clip-folder or Blender form."""
+    def upload(self, request: dict[str, Any], cameras: list[dict[str, Any]], videos: list[Path],
+               masks: list[Path | None] | None = None) -> dict[str, Any]:
+        """Send the videos themselves (a backend on another machine); cameras in the clip-folder or Blender form;
+        ``masks``: a mask clip per view (None: the backend mattes that view), sent beside them."""
         boundary = uuid.uuid4().hex
+        names = [None if m is None else f"mask_{i:02d}{Path(m).suffix}" for i, m in enumerate(masks)] if masks else None
+        request = {**request, "masks": names} if names else request
         parts = [_form_part(boundary, "request", json.dumps(request).encode()),
                  _form_part(boundary, "cameras", json.dumps({"views": cameras}).encode(), "cameras.json")]
         parts += [_form_part(boundary, "views", Path(v).read_bytes(), Path(v).name) for v in videos]
+        parts += [_form_part(boundary, "masks", Path(m).read_bytes(), n) for m, n in zip(masks or [], names or [], strict=True) if m]
         body = b"".join(parts) + f"--{boundary}--\r\n".encode()
         data, _ = self.request("POST", "/jobs/upload", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"},
                                timeout=max(self.timeout, 600))

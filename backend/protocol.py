@@ -5,7 +5,7 @@ Stdlib only: Blender's own Python imports this file from the extension as well. 
     GET  /health                         version, device, models            (every route needs
     GET  /jobs                           all jobs, newest first              Authorization: Bearer <token>)
     POST /jobs                           create from local paths (JSON body: JobRequest fields)
-    POST /jobs/upload                    create from uploaded files (multipart: request, cameras, views...)
+    POST /jobs/upload                    create from uploaded files (multipart: request, cameras, views..., masks...)
     GET  /jobs/{id}                      status
     GET  /jobs/{id}/events               server-sent events; resume with Last-Event-ID
     POST /jobs/{id}/cancel               stop a queued or running job
@@ -21,7 +21,8 @@ The backend's first line on stdout is one JSON object: {"lim4d": "listening", "u
 
 A monocular job is one video with `"monocular": true` and at most one camera (the one that shot it: the
 result is placed where it saw the object); the other views are generated (stage "views"); "mask": its mask clip.
-A multi-view job may carry "masks": a mask clip per view (white = object; null: matte that view from its footage).
+A multi-view job may carry "masks": a mask clip per view (white = object; null: matte that view from its footage);
+in an upload, each entry names an uploaded "masks" part.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import numpy as np
 import psutil
 import pytest
 
+from backend.client import Client
 from backend.io.video import write_mp4
 from backend.protocol import SHAPE_HEADER, Event, Limits
 from backend.server.validation import RequestError, check_request
@@ -312,6 +313,31 @@ def test_upload_runs_a_job_from_files_sent_over_http(backend: Backend, clip: Pat
         assert response.status_code == 201, response.text
         events = sse_events(client, f"{backend.url}/jobs/{response.json()['id']}/events", backend.headers)
         assert events[-1]["type"] == Event.DONE and sum(e["type"] == Event.FRAME for e in events) == 3
+
+
+def test_an_upload_carries_mask_clips_beside_its_views(backend: Backend, clip: Path, tmp_path: Path) -> None:
+    """The add-on's client uploads a mask clip for one view (the others left to the matte): the backend keeps it with
+    the job's inputs, names it in the job's request and runs the job; a request naming a mask clip that was not
+    uploaded is refused."""
+    entries = json.loads((clip / "cameras.json").read_text())["views"]
+    alpha = np.load(clip / "gt" / "view_01.npz")["alpha"]
+    mask = tmp_path / "view_01_mask.mp4"
+    write_mp4(mask, np.repeat((alpha[..., None] > 0.5) * np.uint8(255), 3, axis=-1), 24)
+    client = Client(backend.url, backend.token)
+    job = client.upload({"quality": "preview", "frame_end": 3}, [e["camera"] for e in entries],
+                        [clip / e["video"] for e in entries], [None, mask, None])
+    masks = job["request"]["masks"]
+    assert masks[0] is None and masks[2] is None and Path(masks[1]).name == "mask_01.mp4"
+    assert Path(masks[1]).read_bytes() == mask.read_bytes()
+    with httpx.Client() as http:
+        events = sse_events(http, f"{backend.url}/jobs/{job['id']}/events", backend.headers)
+        assert events[-1]["type"] == Event.DONE and sum(e["type"] == Event.FRAME for e in events) == 3
+        refused = http.post(f"{backend.url}/jobs/upload", headers=backend.headers,
+                            data={"request": json.dumps({"masks": [None, "other.mp4", None]})},
+                            files=[("cameras", ("cameras.json", json.dumps({"views": entries}), "application/json")),
+                                   *[("views", (e["video"], (clip / e["video"]).read_bytes(), "video/mp4")) for e in entries],
+                                   ("masks", ("mask.mp4", mask.read_bytes(), "video/mp4"))])
+        assert refused.status_code == 400 and "other.mp4" in refused.json()["detail"]
 
 
 def test_refuses_other_addresses_without_flag_and_token(tmp_path: Path) -> None:

@@ -150,6 +150,7 @@ def create_app(config: ServerConfig, runner: JobRunner) -> FastAPI:
     def upload_job(request: Annotated[str, Form(description="JobRequest fields as JSON, without paths")],
                    cameras: Annotated[UploadFile, File(description="cameras.json for the views, in order")],
                    views: Annotated[list[UploadFile], File(description="one video per camera")],
+                   masks: Annotated[list[UploadFile] | None, File(description="mask clips, named in request's masks")] = None,
                    content_length: Annotated[int | None, Header()] = None) -> dict[str, Any]:
         if content_length is not None and content_length > config.limits.max_upload_bytes:
             raise HTTPException(413, f"upload of {content_length} bytes exceeds the limit of {config.limits.max_upload_bytes}")
@@ -157,28 +158,38 @@ def create_app(config: ServerConfig, runner: JobRunner) -> FastAPI:
             fields = JobRequest.model_validate_json(request).model_dump()
         except ValueError as error:
             raise HTTPException(422, f"request: {error}") from None
-        if fields.get("clip") or fields.get("views") or fields.get("cameras_file") or fields.get("mask") or fields.get("masks"):
-            raise HTTPException(400, "an upload carries its files; leave clip, views, cameras_file, mask and masks out of "
-                                     "request (mask clips need local paths: POST /jobs)")
+        if fields.get("clip") or fields.get("views") or fields.get("cameras_file") or fields.get("mask"):
+            raise HTTPException(400, "an upload carries its files; leave clip, views, cameras_file and mask out of request "
+                                     "(masks: the names of the uploaded mask clips, one entry per view, null to matte it)")
         if len(views) > config.limits.max_views:
             raise HTTPException(413, f"{len(views)} views exceed the limit of {config.limits.max_views}")
+        by_name = {m.filename or "": m for m in masks or []}
+        wanted = [m for m in fields.get("masks") or [] if m is not None]
+        if sorted(wanted) != sorted(by_name):
+            raise HTTPException(400, f"request's masks name {sorted(wanted)}, the upload carries mask clips "
+                                     f"{sorted(by_name)}: name each uploaded mask clip once (null for a view to matte)")
         job_id, folder = store.new_folder()
         inputs = folder / "inputs"
         inputs.mkdir()
         total = 0
-        paths = []
-        for index, upload in enumerate([cameras, *views]):
+        parts = [("cameras.json", cameras)] + [(f"view_{i:02d}", v) for i, v in enumerate(views)]
+        parts += [(f"mask_{i:02d}", by_name[m]) for i, m in enumerate(fields.get("masks") or []) if m is not None]
+        paths = {}
+        for name, upload in parts:
             suffix = Path(upload.filename or "").suffix.lower()
-            name = "cameras.json" if index == 0 else f"view_{index - 1:02d}{suffix if suffix in UPLOAD_SUFFIXES else '.bin'}"
-            with open(inputs / name, "wb") as handle:
+            file_name = name if name.endswith(".json") else f"{name}{suffix if suffix in UPLOAD_SUFFIXES else '.bin'}"
+            with open(inputs / file_name, "wb") as handle:
                 while chunk := upload.file.read(1 << 20):
                     total += len(chunk)
                     if total > config.limits.max_upload_bytes:
                         shutil.rmtree(folder, ignore_errors=True)
                         raise HTTPException(413, f"upload exceeds the limit of {config.limits.max_upload_bytes} bytes")
                     handle.write(chunk)
-            paths.append(inputs / name)
-        fields.update(views=[str(p) for p in paths[1:]], cameras_file=str(paths[0]), cameras=None)
+            paths[name] = str(inputs / file_name)
+        fields.update(views=[paths[f"view_{i:02d}"] for i in range(len(views))], cameras_file=paths["cameras.json"],
+                      cameras=None)
+        if fields.get("masks"):
+            fields["masks"] = [None if m is None else paths[f"mask_{i:02d}"] for i, m in enumerate(fields["masks"])]
         return submit(fields, (job_id, folder))
 
     @app.get("/jobs/{job_id}", response_model=JobStatus)
