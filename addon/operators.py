@@ -77,10 +77,12 @@ def gather_inputs(scene: bpy.types.Scene, space_clip: bpy.types.MovieClip | None
 
 
 def gather_masks(scene: bpy.types.Scene) -> list[str | None] | None:
-    """Multi-view: each binding's mask clip (None where it has none, the backend mattes that view), or None when
-    no binding has one."""
+    """Each view's mask clip (None where it has none: the backend mattes that view), or None when no view has one.
+    Multi-view: one per binding; monocular: the panel's mask clip."""
     settings = scene.lim4d
-    if settings.mode != "MULTI" or not any(b.mask for b in settings.bindings):
+    if settings.mode != "MULTI":
+        return [_clip_path(settings.mask)] if settings.mask else None
+    if not any(b.mask for b in settings.bindings):
         return None
     return [_clip_path(b.mask) if b.mask else None for b in settings.bindings]
 
@@ -125,17 +127,21 @@ def start_import(context: bpy.types.Context, request: dict[str, Any] | None = No
                    "frame_end": settings.frame_end or None, "stride": settings.stride, "retime": settings.retime,
                    "quality": settings.quality, "texture_size": settings.texture_size or None,
                    "base_frame": base + settings.frame_start}
+        masks = gather_masks(scene)
         if settings.mode != "MULTI":
             request |= {"monocular": True, "elevation_deg": camera_elevation(scene.camera)}
-        elif masks := gather_masks(scene):
+            if masks:
+                request["mask"] = masks[0]
+        elif masks:
             request["masks"] = masks
     prefs = preferences.get(context)
     client = connect(context)
     payload = {k: v for k, v in request.items() if k != "base_frame"}
     if prefs is not None and prefs.backend_mode == "REMOTE":
         files = [Path(v) for v in payload.pop("views")]
-        masks = [m and Path(m) for m in payload.pop("masks", None) or []]
-        job = client.upload(payload | {"cameras": None}, payload.pop("cameras"), files, masks or None)
+        masks = payload.pop("masks", None) or ([payload.pop("mask")] if payload.get("mask") else None)
+        job = client.upload(payload | {"cameras": None}, payload.pop("cameras"), files,
+                            [m and Path(m) for m in masks] if masks else None)
     else:
         job = client.create(payload)
     key = key or uuid.uuid4().hex[:12]

@@ -24,6 +24,8 @@ class Lim4dSettings(bpy.types.PropertyGroup):
         ("FILE", "File", "A video file"),
     ], default="CLIP")
     filepath: bpy.props.StringProperty(name="Video", subtype="FILE_PATH")
+    mask: bpy.props.PointerProperty(name="Mask", type=bpy.types.MovieClip,
+                                    description="Optional: the clip's mask (white = object), used instead of the automatic matte")
     mode: bpy.props.EnumProperty(name="Views", items=[
         ("MONO", "Monocular", "One clip, seen by the scene camera"),
         ("MULTI", "Multi-view", "Several clips, each bound to the Blender camera that filmed it"),

@@ -30,6 +30,7 @@ def draw_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
         box.prop(settings, "source")
         if settings.source == "FILE":
             box.prop(settings, "filepath")
+        box.prop(settings, "mask", icon="MOD_MASK")
     frames = box.row(align=True)
     frames.prop(settings, "frame_start")
     frames.prop(settings, "frame_end")

@@ -65,14 +65,19 @@ def bind_clip(clip_folder: Path) -> None:
     scene.camera = scene.collection.objects[0]
 
 
-def bind_mask(clip_folder: Path, view: int, out: Path) -> None:
-    """View ``view``'s true matte (the clip's ground-truth alpha) as a mask clip, bound as that view's mask."""
+def write_mask(clip_folder: Path, view: int, out: Path) -> Path:
+    """View ``view``'s true matte (the clip's ground-truth alpha) as a mask clip in ``out``."""
     from backend.io.video import write_mp4
 
     alpha = np.load(clip_folder / "gt" / f"view_{view:02d}.npz")["alpha"]
     path = out / f"mask_{view:02d}.mp4"
     write_mp4(path, np.repeat((alpha[..., None] > 0.5) * np.uint8(255), 3, axis=-1), 24)
-    bpy.context.scene.lim4d.bindings[view].mask = bpy.data.movieclips.load(str(path))
+    return path
+
+
+def bind_mask(clip_folder: Path, view: int, out: Path) -> None:
+    """View ``view``'s true matte as a mask clip, bound as that view's mask."""
+    bpy.context.scene.lim4d.bindings[view].mask = bpy.data.movieclips.load(str(write_mask(clip_folder, view, out)))
 
 
 def pump(until: float = 600.0, stop_when=None) -> None:
@@ -236,7 +241,7 @@ def monocular_demo(video: Path, out: Path, demo: dict) -> dict:
     return report
 
 
-def monocular(video: Path) -> dict:
+def monocular(video: Path, mask: Path | None = None) -> dict:
     """The three monocular sources resolve to the right file and first frame; then a whole job from a file,
     placed in front of the scene camera."""
     scene, settings, operators = bpy.context.scene, bpy.context.scene.lim4d, module("operators")
@@ -264,6 +269,8 @@ def monocular(video: Path) -> dict:
     bpy.data.movieclips.remove(clip)
     settings.source, settings.filepath = "FILE", str(video)
     found["FILE"] = operators.gather_inputs(scene)[::2]
+    if mask is not None:
+        settings.mask = bpy.data.movieclips.load(str(mask))
     settings.import_key = ""
     bpy.ops.lim4d.reconstruct()
     pump()
@@ -272,7 +279,8 @@ def monocular(video: Path) -> dict:
     in_camera = np.linalg.inv(np.asarray(camera.matrix_world, dtype=np.float64)) @ np.append(centre, 1.0)
     return {"sources": {k: [v[0][0], v[1]] for k, v in found.items()}, "video": str(video), "state": settings.state,
             "error": settings.error, "frames": imported(obj), "expected": obj["lim4d_frames"] if obj else None,
-            "object_in_camera": in_camera[:3].tolist(), "elevation_deg": operators.camera_elevation(camera)}
+            "object_in_camera": in_camera[:3].tolist(), "elevation_deg": operators.camera_elevation(camera),
+            "request_mask": json.loads(settings.last_request).get("mask")}
 
 
 def main(options: dict) -> dict:
@@ -354,7 +362,8 @@ def main(options: dict) -> dict:
                               "texture_final": obj.get("lim4d_texture_final"),
                               "texture_difference": texture_difference(image, module("backend_link").LINK.client.texture(obj["lim4d_job"]))}
     if options.get("monocular"):
-        report["monocular"] = monocular(Path(options["clip"]) / "view_00.mp4")
+        mask = write_mask(Path(options["clip"]), 0, out) if options.get("mask_view") is not None else None
+        report["monocular"] = monocular(Path(options["clip"]) / "view_00.mp4", mask)
     online = bool(getattr(bpy.app, "online_access", True))
     report["create_environment"] = {"online_access": online}
     if not online:  # offline Blender: the operator must refuse and say why, installing nothing

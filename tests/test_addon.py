@@ -105,3 +105,4 @@ def test_monocular_sources_and_placement_in_front_of_the_camera(report: dict) ->
     x, y, z = mono["object_in_camera"]
     assert z < -1.0 and abs(x) < 0.2 * -z and abs(y) < 0.2 * -z  # ahead of the camera (its -Z), near its axis
     assert 5 < mono["elevation_deg"] < 20  # the camera looks down by 12 degrees
+    assert mono["request_mask"].endswith("mask_00.mp4")  # the panel's mask clip went with the job, which finished

@@ -338,6 +338,10 @@ def test_an_upload_carries_mask_clips_beside_its_views(backend: Backend, clip: P
                                    *[("views", (e["video"], (clip / e["video"]).read_bytes(), "video/mp4")) for e in entries],
                                    ("masks", ("mask.mp4", mask.read_bytes(), "video/mp4"))])
         assert refused.status_code == 400 and "other.mp4" in refused.json()["detail"]
+    # a monocular upload's one mask clip becomes the job's mask
+    mono = client.upload({"quality": "preview", "frame_end": 3, "monocular": True}, [], [clip / entries[1]["video"]], [mask])
+    client.cancel(mono["id"])
+    assert Path(mono["request"]["mask"]).read_bytes() == mask.read_bytes() and not mono["request"].get("masks")
 
 
 def test_refuses_other_addresses_without_flag_and_token(tmp_path: Path) -> None:

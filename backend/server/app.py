@@ -190,6 +190,11 @@ def create_app(config: ServerConfig, runner: JobRunner) -> FastAPI:
                       cameras=None)
         if fields.get("masks"):
             fields["masks"] = [None if m is None else paths[f"mask_{i:02d}"] for i, m in enumerate(fields["masks"])]
+            if fields.get("monocular"):  # its one mask clip: a local request's mask
+                if len(fields["masks"]) != 1:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise HTTPException(400, f"a monocular upload takes one mask clip, got {len(fields['masks'])} entries")
+                fields["mask"], fields["masks"] = fields["masks"][0], None
         return submit(fields, (job_id, folder))
 
     @app.get("/jobs/{job_id}", response_model=JobStatus)
