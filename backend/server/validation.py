@@ -58,7 +58,8 @@ def check_mask(mask: Path, video: Path, limits: Limits) -> Path:
     seen, masked = check_video(video, limits), check_video(mask, limits)
     if (seen.width, seen.height) != (masked.width, masked.height) or masked.frames < seen.frames:
         raise RequestError(400, f"mask {mask.name}: {masked.width}x{masked.height}, {masked.frames} frames; its video "
-                                f"{video.name} is {seen.width}x{seen.height}, {seen.frames} frames (they must match)")
+                                f"{video.name} is {seen.width}x{seen.height}, {seen.frames} frames (they must match: the "
+                                "same size, at least as many frames)")
     return mask
 
 
