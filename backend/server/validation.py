@@ -53,9 +53,9 @@ def check_video(path: Path, limits: Limits) -> VideoInfo:
     return info
 
 
-def check_mask(mask: Path, video: Path, limits: Limits) -> Path:
-    """A mask clip that can be decoded, of its video's size, and at least as long."""
-    seen, masked = check_video(video, limits), check_video(mask, limits)
+def check_mask(mask: Path, video: Path, seen: VideoInfo, limits: Limits) -> Path:
+    """A mask clip that can be decoded, of its video's size (``seen``: the video's probe), and at least as long."""
+    masked = check_video(mask, limits)
     if (seen.width, seen.height) != (masked.width, masked.height) or masked.frames < seen.frames:
         raise RequestError(400, f"mask {mask.name}: {masked.width}x{masked.height}, {masked.frames} frames; its video "
                                 f"{video.name} is {seen.width}x{seen.height}, {seen.frames} frames (they must match: the "
@@ -109,6 +109,7 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
         raise RequestError(400, "the request names no videos")
     if len(videos) > limits.max_views:
         raise RequestError(413, f"{len(videos)} views exceed the limit of {limits.max_views}")
+    probed = [check_video(v, limits) for v in videos]  # once each: the mask checks and the frame count read them
     if request.get("monocular"):
         if request.get("clip") or len(videos) != 1:
             raise RequestError(400, "a monocular job takes exactly one video (views: [path])")
@@ -117,7 +118,7 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
         if request.get("masks"):
             raise RequestError(400, "masks is for multi-view jobs (a monocular job takes one mask)")
         if request.get("mask"):
-            request["mask"] = str(check_mask(check_path(request["mask"], allowed_roots, "mask"), videos[0], limits))
+            request["mask"] = str(check_mask(check_path(request["mask"], allowed_roots, "mask"), videos[0], probed[0], limits))
     elif request.get("mask"):
         raise RequestError(400, "mask is for monocular jobs (a multi-view job takes masks, one per view)")
     elif len(cameras) != len(videos):
@@ -128,10 +129,11 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
         if masks and len(masks) != len(videos):
             raise RequestError(400, f"{len(masks)} mask clip(s) for {len(videos)} view(s): give one per view (null: "
                                     "matte that view from its footage)")
-        checked = [m and check_mask(check_path(m, roots, "mask"), video, limits) for m, video in zip(masks, videos, strict=False)]
+        checked = [m and check_mask(check_path(m, roots, "mask"), video, seen, limits)
+                   for m, video, seen in zip(masks, videos, probed, strict=False)]
         if given:
             request["masks"] = [m and str(m) for m in checked]
-    frames = min(check_video(v, limits).frames for v in videos)
+    frames = min(info.frames for info in probed)
 
     start = request.get("frame_start") or 0
     end = request.get("frame_end")
