@@ -166,7 +166,8 @@ def reconstruct_monocular(source: Path, models, out: Path, settings, progress, s
     Image.fromarray(np.concatenate([np.concatenate(list(row), axis=1) for row in keyframe_views])).save(out / "views.png")
     world = None
     if shot_by is not None:
-        world = placement(footage.framing, shot_by.resized(*footage.source_size), mono.clip.cameras[0])
+        world = placement(footage.framing, shot_by.seeing(*footage.source_size, f"{source.name}, the shooting camera"),
+                          mono.clip.cameras[0])
     positions = output_positions(len(footage.frames), settings.retime, settings.times)
     geometry = fitted_frames(models, mono.clip, settings, positions, progress, mattes=footage.masks[None], seed=seed)
     extra = {"units": "model units: one camera does not tell the object's size",

@@ -81,3 +81,23 @@ def write_views(folder: Path, filmed: np.ndarray, masks: np.ndarray) -> tuple[li
         mask_clips.append(folder / f"mask_{view:02d}.mp4")
         write_mp4(mask_clips[-1], np.repeat(masks[view, ..., None], 3, axis=-1).astype(np.uint8) * 255, fps=12)
     return views, mask_clips
+
+
+def write_turned(path: Path, upright: np.ndarray, degrees: int, hflip: bool = False, vflip: bool = False,
+                 fps: float = 12) -> None:
+    """Footage (F, H, W, 3) stored as phones store it: the pixels turned back by ``degrees`` (and mirrored), with a
+    display matrix (PyAV: a counter-clockwise turn, then the mirrors) that shows them upright again."""
+    import av
+
+    stored = upright[:, ::-1] if vflip else upright
+    stored = stored[:, :, ::-1] if hflip else stored
+    stored = np.ascontiguousarray(np.rot90(stored, -degrees // 90, axes=(1, 2)))
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=round(fps))
+        stream.height, stream.width = stored.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "12"}
+        stream.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
+        for frame in stored:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())

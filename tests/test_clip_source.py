@@ -12,7 +12,7 @@ from backend.io.clip_source import load_clip
 from backend.io.matte import iou
 from backend.io.video import write_mp4
 from backend.world.clip import render_world_clip
-from conftest import over_noise, write_views
+from conftest import over_noise, write_turned, write_views
 
 
 def test_views_filmed_against_a_coloured_wall_are_put_on_white(tmp_path: Path) -> None:
@@ -89,3 +89,36 @@ def test_a_clip_folder_reads_the_mask_clips_its_cameras_json_names(tmp_path: Pat
     clip = load_clip(tmp_path, frame_end=2)
     assert clip.put_on_white_views == (1,) and clip.frames.shape[1] == 2
     assert iou(clip.matte(1), truth[1, :2]) > 0.97 and iou(clip.matte(0), truth[0, :2]) > 0.9
+
+
+def test_views_filmed_turned_load_upright_and_a_camera_of_another_shape_is_refused(tmp_path: Path) -> None:
+    """Views stored as a phone stores them (pixels turned, a display matrix to show them upright) load as the same
+    views stored upright. A camera whose image has another shape than its footage is refused by name. Views of
+    different sizes load at the first one's size, cameras scaled along, and a smaller view's mask clip with it."""
+    _, cameras, _, render = render_world_clip(1000001, views=2, frames=3, size=64)
+    filmed = render.composite(1.0)
+    plain, turned = [], []
+    for view, degrees in enumerate((-90, 180)):
+        plain.append(tmp_path / f"plain_{view}.mp4")
+        write_mp4(plain[-1], filmed[view], fps=12)
+        turned.append(tmp_path / f"turned_{view}.mp4")
+        write_turned(turned[-1], filmed[view], degrees)
+    upright, from_phone = load_clip(views=plain, cameras=cameras), load_clip(views=turned, cameras=cameras)
+    assert np.abs(from_phone.frames.astype(int) - upright.frames).mean() < 2
+
+    wide = tmp_path / "wide.mp4"
+    write_mp4(wide, np.full((3, 64, 96, 3), 255, np.uint8), fps=12)
+    with pytest.raises(ValueError, match=r"view 2 \(wide\.mp4\): the footage is 96x64 but its camera's image is 64x64"):
+        load_clip(views=[plain[0], wide], cameras=cameras)
+    half = tmp_path / "half.mp4"
+    write_mp4(half, filmed[1][:, ::2, ::2], fps=12)
+    half_mask = tmp_path / "half_mask.mp4"
+    truth = render.alpha[1] > 0.5
+    write_mp4(half_mask, np.repeat(truth[:, ::2, ::2, None], 3, axis=-1).astype(np.uint8) * 255, fps=12)
+    mixed = load_clip(views=[plain[0], half], cameras=cameras, masks=[None, half_mask])
+    assert mixed.frames.shape == upright.frames.shape
+    np.testing.assert_allclose(mixed.cameras[1].K, cameras[1].K)
+    assert np.abs(mixed.frames[1].astype(int) - upright.frames[1]).mean() < 6
+    assert iou(mixed.matte(1), truth) > 0.85
+    with pytest.raises(ValueError, match=r"plain_1\.mp4: 3 frame\(s\) at 64x64; its view 1 was filmed at 32x32"):
+        load_clip(views=[plain[0], half], cameras=cameras, masks=[None, plain[1]])

@@ -24,7 +24,7 @@ from backend.client import Client
 from backend.io.video import write_mp4
 from backend.protocol import SHAPE_HEADER, Event, Limits
 from backend.server.validation import RequestError, check_request
-from conftest import REPO, Backend, run_backend
+from conftest import REPO, Backend, run_backend, write_turned
 
 
 def sse_events(client: httpx.Client, url: str, headers: dict, last_id: int | None = None, limit: int | None = None):
@@ -280,6 +280,21 @@ def test_bad_inputs_get_clear_4xx_and_the_server_keeps_serving(backend: Backend,
                                     ("views", ("clip.mp4", files["truncated"].read_bytes(), "video/mp4"))])
         assert upload.status_code == 400 and "cannot decode" in upload.json()["detail"]
         assert client.get(f"{backend.url}/health", headers=backend.headers).status_code == 200
+
+
+def test_a_camera_must_see_footage_of_its_shape(clip: Path, tmp_path: Path) -> None:
+    """Each view's camera is checked against its footage as players show it (a phone clip's display matrix turns
+    it upright) before any work starts: another shape is refused by name, a scaled copy of the image is fine."""
+    camera = json.loads((clip / "cameras.json").read_text())["views"][0]["camera"]
+    portrait = np.zeros((4, 64, 48, 3), np.uint8)
+    write_turned(tmp_path / "phone.mp4", portrait, -90)  # stored 64 wide, 48 tall: shown 48 x 64
+    tall = dict(camera, width=48, height=64, K=[[60.0, 0, 24], [0, 60.0, 32], [0, 0, 1]])
+    wide = dict(camera, width=64, height=48, K=[[60.0, 0, 32], [0, 60.0, 24], [0, 0, 1]])
+    request = {"views": [str(tmp_path / "phone.mp4")], "quality": "preview"}
+    assert check_request(dict(request, cameras=[tall]), Limits(), [])["views"] == [str((tmp_path / "phone.mp4").resolve())]
+    assert check_request(dict(request, cameras=[dict(tall, width=96, height=128)]), Limits(), [])
+    with pytest.raises(RequestError, match=r"view 1 \(phone\.mp4\): the footage is 48x64 but its camera's image is 64x48"):
+        check_request(dict(request, cameras=[wide]), Limits(), [])
 
 
 def test_mask_clips_are_checked_against_their_views(clip: Path, tmp_path: Path) -> None:

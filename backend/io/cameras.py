@@ -99,6 +99,17 @@ class Camera:
         scale = np.diag([width / self.width, height / self.height, 1.0])
         return Camera(scale @ self.K, self.world_to_camera, width, height)
 
+    def seeing(self, width: int, height: int, what: str) -> Camera:
+        """This camera for footage of ``width`` x ``height``: resized when the footage is a scaled copy of its image
+        (a proxy, a half-size render); a ValueError naming ``what`` when the shapes differ, which would silently
+        stretch the footage over the wrong rays (a phone clip turned a quarter, another camera's clip)."""
+        if (width, height) == (self.width, self.height):
+            return self
+        if abs(width * self.height - height * self.width) > 0.01 * width * self.height:
+            raise ValueError(f"{what}: the footage is {width}x{height} but its camera's image is {self.width}x{self.height}; "
+                             "they must have the same shape (is the clip turned, or bound to another camera?)")
+        return self.resized(width, height)
+
     def at_most(self, side: int) -> Camera:
         """The same camera with its image shrunk, if need be, to at most ``side`` pixels along either side."""
         shrink = max(self.width, self.height) / side

@@ -167,8 +167,8 @@ def read_clip_folder(folder: str | Path) -> ClipFolder:
         raise ValueError(f"{manifest_path}: lists no views")
     cameras, clips = [], []
     for view in manifest["views"]:
-        cameras.append(Camera.from_dict(view["camera"]))
         frames, _ = read_video(folder / view["video"])
+        cameras.append(Camera.from_dict(view["camera"]).seeing(frames.shape[2], frames.shape[1], str(folder / view["video"])))
         clips.append(frames)
     count = min(len(c) for c in clips)
     times = np.asarray(manifest.get("times") or np.linspace(0, 1, count), dtype=np.float64)

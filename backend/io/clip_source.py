@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from backend.io.cameras import Camera
@@ -48,34 +49,55 @@ def load_clip(clip: Path | None = None, views: list[Path] | None = None, cameras
               frame_start: int = 0, frame_end: int | None = None, masks: list[Path | None] | None = None) -> ClipFolder:
     """The frames [frame_start, frame_end) of a clip folder, or of videos seen by ``cameras`` (same order), each
     view over white (``ClipFolder.put_on_white``). ``masks``: a mask clip per view (white = object; None: matte
-    that view from its footage), over the same frames; they replace a clip folder's own."""
-    loaded = _load_frames(clip, views, cameras, frame_start, frame_end)
+    that view from its footage), over the same frames; they replace a clip folder's own. Videos of different sizes
+    (a phone beside a camera) are brought to the first one's size, their cameras with them."""
+    loaded, sizes = _load_frames(clip, views, cameras, frame_start, frame_end)
     if masks is not None:
         if len(masks) != len(loaded.cameras):
             raise ValueError(f"{len(masks)} mask clip(s) for {len(loaded.cameras)} view(s): give one per view (or none)")
         for view, mask in enumerate(masks):
             if mask is not None:
                 stop = frame_start + loaded.frames.shape[1]
-                loaded.give_mattes(view, read_video(mask, frame_start, stop)[0], str(mask))
+                given = read_video(mask, frame_start, stop)[0]
+                if sizes[view][::-1] != loaded.frames.shape[2:4]:  # its view was brought to the clip's size: so is it
+                    if given.shape[1:3] != sizes[view][::-1]:
+                        raise ValueError(f"{mask}: {len(given)} frame(s) at {given.shape[2]}x{given.shape[1]}; its view "
+                                         f"{view} was filmed at {sizes[view][0]}x{sizes[view][1]} (they must match)")
+                    given = _resized(given, loaded.frames.shape[3], loaded.frames.shape[2])
+                loaded.give_mattes(view, given, str(mask))
     loaded.put_on_white()
     return loaded
 
 
 def _load_frames(clip: Path | None, views: list[Path] | None, cameras: list[Camera] | None, frame_start: int,
-                 frame_end: int | None) -> ClipFolder:
+                 frame_end: int | None) -> tuple[ClipFolder, list[tuple[int, int]]]:
+    """The clip, and each view's footage size (width, height) as filmed."""
     if clip is not None:
         whole = read_clip_folder(clip)
         stop = whole.frames.shape[1] if frame_end is None else min(frame_end, whole.frames.shape[1])
         if frame_start >= stop:
             raise ValueError(f"{clip}: frame range [{frame_start}, {frame_end}) is empty (the clip has {whole.frames.shape[1]})")
-        return whole.frame_range(frame_start, stop)
+        return whole.frame_range(frame_start, stop), [(c.width, c.height) for c in whole.cameras]
     if not views:
         raise ValueError("give a clip folder, or videos with their cameras")
     if cameras is None or len(cameras) != len(views):
         raise ValueError(f"{len(views)} videos need {len(views)} cameras, got {0 if cameras is None else len(cameras)}")
     decoded = [read_video(v, frame_start, frame_end) for v in views]
+    sizes = [(frames.shape[2], frames.shape[1]) for frames, _ in decoded]
+    cameras = [c.seeing(*size, f"view {i + 1} ({Path(v).name})")
+               for i, (c, size, v) in enumerate(zip(cameras, sizes, views, strict=True))]
+    width, height = sizes[0]
     count = min(len(frames) for frames, _ in decoded)
-    frames = np.stack([f[:count] for f, _ in decoded])
+    frames = np.stack([_resized(f[:count], width, height) for f, _ in decoded])
     fps = decoded[0][1]
     # clip time runs over the chosen range as it does over a world clip: 0 at its first frame, 1 at its last
-    return ClipFolder(frames, list(cameras), np.linspace(0, 1, count), fps)
+    return ClipFolder(frames, [c.resized(width, height) for c in cameras], np.linspace(0, 1, count), fps), sizes
+
+
+def _resized(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """uint8 frames (F, H, W, 3) at another size (averaged when shrinking); untouched at their own size."""
+    if frames.shape[1:3] == (height, width):
+        return frames
+    shrinking = width * height < frames.shape[1] * frames.shape[2]
+    mode = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(f, (width, height), interpolation=mode) for f in frames])

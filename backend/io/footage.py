@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from backend.io.video import VideoError, open_video
+from backend.io.video import VideoError, frame_array, open_video
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 SEQUENCE_FPS = 24.0  # an image folder has no rate of its own
@@ -32,7 +32,7 @@ def read_footage(source: str | Path, fps: float | None = None) -> Footage:
 
 def _read_clip(path: Path) -> Footage:
     with open_video(path) as (container, stream, rate):
-        rgba = [frame.to_ndarray(format="rgba") for frame in container.decode(stream)]
+        rgba = [frame_array(frame, "rgba") for frame in container.decode(stream)]
     if not rgba:
         raise VideoError(f"{path}: the clip has no frames")
     return _split(np.stack(rgba), rate)

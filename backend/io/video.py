@@ -1,7 +1,8 @@
-"""Video files through PyAV: write frames to MP4, read any clip back as RGB frames."""
+"""Video files through PyAV: write frames to MP4, read any clip back as RGB frames, upright as players show them."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,15 +63,51 @@ def open_video(path: str | Path) -> Iterator[tuple[av.container.InputContainer, 
         raise VideoError(f"{path}: cannot decode ({error})") from None
 
 
+def display_matrix(frame: av.VideoFrame) -> np.ndarray | None:
+    """The frame's display matrix (9 int32, 16.16 fixed point), or None when it is shown as stored."""
+    from av.sidedata.sidedata import Type
+
+    data = frame.side_data.get(Type.DISPLAYMATRIX)
+    return None if data is None else np.frombuffer(bytes(data), dtype="<i4")
+
+
+def upright(image: np.ndarray, matrix: np.ndarray | None) -> np.ndarray:
+    """A decoded image (H, W, ...) turned as players show it. Phones store the sensor's landscape pixels and a
+    display matrix that says how to turn them; Blender's movie clips honour it, so the backend must too.
+    Follows FFmpeg's own autorotate (fftools): quarter turns, half turns and mirrors."""
+    if matrix is None:
+        return image
+    a, b, c, d = (float(v) for v in matrix[[0, 1, 3, 4]])
+    rotation = -math.degrees(math.atan2(b / math.hypot(b, d), a / math.hypot(a, c)))  # av_display_rotation_get
+    theta = -round(rotation) % 360
+    if theta == 90:
+        turned = image.swapaxes(0, 1) if c > 0 else np.rot90(image, -1)
+    elif theta == 270:
+        turned = np.rot90(image, -1)[::-1] if c < 0 else np.rot90(image, 1)
+    elif theta == 180:
+        turned = image[:, ::-1] if a < 0 else image
+        turned = turned[::-1] if d < 0 else turned
+    elif theta == 0:
+        turned = image[::-1] if d < 0 else image
+    else:
+        raise VideoError(f"a display rotation of {theta} degrees is not a quarter turn; re-export the clip upright")
+    return np.ascontiguousarray(turned)
+
+
+def frame_array(frame: av.VideoFrame, format: str = "rgb24") -> np.ndarray:
+    """A decoded frame as an upright array (H, W, channels)."""
+    return upright(frame.to_ndarray(format=format), display_matrix(frame))
+
+
 def read_video(path: str | Path, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, float]:
-    """Decode frames [start, stop) of a clip (default: all) -> uint8 (F, H, W, 3) and its frame rate."""
+    """Decode frames [start, stop) of a clip (default: all) -> uint8 (F, H, W, 3) upright, and its frame rate."""
     with open_video(path) as (container, stream, fps):
         frames = []
         for index, frame in enumerate(container.decode(stream)):
             if stop is not None and index >= stop:
                 break
             if index >= start:
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(frame_array(frame))
     if not frames:
         raise VideoError(f"{path}: the clip has no frames" + (f" from frame {start}" if start else ""))
     return np.stack(frames), fps
@@ -78,7 +115,7 @@ def read_video(path: str | Path, start: int = 0, stop: int | None = None) -> tup
 
 @dataclass(frozen=True)
 class VideoInfo:
-    width: int
+    width: int  # as players show the clip (a phone's portrait clip is taller than wide) once a frame was decoded
     height: int
     frames: int  # counted from the container's metadata or duration; estimates for some formats
     fps: float
@@ -88,7 +125,8 @@ class VideoInfo:
 
 def probe_video(path: str | Path, decode: bool = True) -> VideoInfo:
     """Size, length and codec of a clip from its headers; with ``decode``, also decode its first frame
-    (cheap, no full decode). Check the size before decoding anything huge."""
+    (cheap, no full decode), which tells the size as shown (a display matrix may turn it a quarter).
+    Check the size before decoding anything huge."""
     import av
 
     with open_video(path) as (container, stream, fps):
@@ -105,6 +143,6 @@ def probe_video(path: str | Path, decode: bool = True) -> VideoInfo:
             first = next(container.decode(stream), None)
             if first is None:
                 raise VideoError(f"{path}: the clip has no frames")
-            if not info.width:
-                info = VideoInfo(first.width, first.height, frames, fps, duration, info.codec)
+            shown = upright(np.empty((first.height, first.width), np.uint8), display_matrix(first)).shape
+            info = VideoInfo(shown[1], shown[0], frames, fps, duration, info.codec)
     return info

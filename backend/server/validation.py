@@ -36,7 +36,7 @@ def check_path(raw: str, allowed_roots: list[Path], what: str) -> Path:
 
 
 def check_video(path: Path, limits: Limits) -> VideoInfo:
-    """Probe one video against the limits; returns what its headers say."""
+    """Probe one video against the limits (its headers first); returns its first frame's size as shown and its length."""
     try:
         info = probe_video(path, decode=False)
     except VideoError as error:
@@ -47,10 +47,9 @@ def check_video(path: Path, limits: Limits) -> VideoInfo:
     if info.duration_s > limits.max_duration_s:
         raise RequestError(413, f"{path.name}: {info.duration_s:.0f} s exceeds the limit of {limits.max_duration_s:.0f} s")
     try:
-        probe_video(path, decode=True)
+        return probe_video(path, decode=True)
     except VideoError as error:
         raise RequestError(400, str(error)) from None
-    return info
 
 
 def check_mask(mask: Path, video: Path, seen: VideoInfo, limits: Limits) -> Path:
@@ -133,6 +132,11 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
                    for m, video, seen in zip(masks, videos, probed, strict=False)]
         if given:
             request["masks"] = [m and str(m) for m in checked]
+    for index, (camera, video, seen) in enumerate(zip(cameras, videos, probed, strict=False)):
+        try:
+            camera.seeing(seen.width, seen.height, f"view {index + 1} ({video.name})")
+        except ValueError as error:
+            raise RequestError(400, str(error)) from None
     frames = min(info.frames for info in probed)
 
     start = request.get("frame_start") or 0
