@@ -74,6 +74,11 @@ def _bench(args: argparse.Namespace) -> int:
         from backend.bench.blender_import import run as run_import
 
         run_import(args.vertices, args.frames or 300, Path(args.results), json_path)
+    elif args.what == "footage":
+        from backend.bench.footage import run as run_footage
+
+        width, height = (int(n) for n in args.resolution.lower().split("x"))
+        run_footage(args.frames or 600, width, height, Path(args.results), json_path)
     return 0
 
 
@@ -156,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     world.set_defaults(handler=_world)
 
     bench = commands.add_parser("bench", help="benchmarks; results go to benchmarks/RESULTS.md")
-    bench.add_argument("what", choices=["world", "interp", "speed", "track", "canonical", "service", "import", "mono", "scale", "plots"])
+    bench.add_argument("what", choices=["world", "interp", "speed", "track", "canonical", "service", "import", "mono", "scale", "plots",
+                                            "footage"])
     bench.add_argument("--seeds", default="1000000-1000007", help="evaluation seeds, A-B or a,b,c")
     bench.add_argument("--config", default="tiny", help="model config (speed: comma-separated list)")
     bench.add_argument("--checkpoints", default="backend/checkpoints", help="folder of checkpoints (lrm/, lim/, ...)")
@@ -167,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
     bench.add_argument("--jobs", type=int, default=20, help="service: consecutive jobs of the soak")
     bench.add_argument("--sizes", default=None, help="scale: clip lengths in frames (default 16,64,256)")
-    bench.add_argument("--frames", type=int, default=None, help="service: frames per job (12); import: frames (300)")
+    bench.add_argument("--frames", type=int, default=None,
+                       help="service: frames per job (12); import: frames (300); footage: the clip's length (600)")
+    bench.add_argument("--resolution", default="1920x1080", help="footage: the clip's width x height")
     bench.add_argument("--vertices", type=int, default=20000, help="import: vertices per frame")
     bench.add_argument("--fit-steps", type=int, default=None,
                        help="mono: steps fitting keyframes to the input view (default: the final preset's; 0: off)")

@@ -30,6 +30,8 @@ from backend.pipeline import keyframe_indices, output_positions
 MODEL_RADIUS = ORBIT_RADIUS  # the training cameras' distance from the object
 MODEL_FOV_DEG = 40.0
 DEFAULT_ELEVATION_DEG = 10.0  # a camera a little above the object, the middle of the training range
+WORKING_SIDE = 1024  # footage is shrunk to this many pixels a side as it is decoded (the matte and the framing work on it)
+WORKING_SUPERSAMPLE = 16  # ... or to this many times the model's view, for models that read larger views
 FILL = 0.7  # median share of a training view's side that a world object's motion covers
 
 
@@ -125,21 +127,27 @@ class FramedFootage:
     framing: Framing
     matte_method: str
     fps: float
-    source_size: tuple[int, int]  # the footage's width, height
+    source_size: tuple[int, int]  # width, height of the footage the framing's pixels refer to (shrunk as decoded)
+    filmed_size: tuple[int, int]  # width, height as filmed
 
 
 def load_monocular(path: Path, size: int, frame_start: int = 0, frame_end: int | None = None, fps: float | None = None,
                    mask_path: Path | None = None) -> FramedFootage:
-    """Decode, cut to [frame_start, frame_end), matte and frame a monocular clip (a file or an image folder)."""
-    footage = read_footage(path, fps)
-    stop = len(footage.frames) if frame_end is None else min(frame_end, len(footage.frames))
-    if frame_start >= stop:
-        raise ValueError(f"{path}: frame range [{frame_start}, {frame_end}) is empty (the clip has {len(footage.frames)})")
-    frames = footage.frames[frame_start:stop]
-    alpha = None if footage.alpha is None else footage.alpha[frame_start:stop]
-    user = None if mask_path is None else read_footage(mask_path, fps).frames[frame_start:stop]
-    framed, masks, framing, method = frame_footage(frames, alpha, size, user)
-    return FramedFootage(framed, masks, framing, method, footage.fps, (frames.shape[2], frames.shape[1]))
+    """Decode frames [frame_start, frame_end) of a monocular clip (a file or an image folder), matte and frame them.
+    Only those frames are decoded, each shrunk to ``WORKING_SIDE`` (or ``size`` times ``WORKING_SUPERSAMPLE``): the
+    framing averages the object's window down to ``size`` anyway."""
+    side = max(WORKING_SIDE, WORKING_SUPERSAMPLE * size)
+    footage = read_footage(path, fps, frame_start, frame_end, side)
+    user = None
+    if mask_path is not None:
+        user = read_footage(mask_path, fps, frame_start, frame_start + len(footage.frames), side).frames
+        if user.shape[1:3] != footage.frames.shape[1:3] or len(user) < len(footage.frames):
+            raise ValueError(f"{mask_path}: {len(user)} frame(s) at {user.shape[2]}x{user.shape[1]}; the mask clip must match "
+                             f"its clip ({footage.frames.shape[2]}x{footage.frames.shape[1]} as read, {len(footage.frames)} "
+                             f"frame(s) from frame {frame_start})")
+    framed, masks, framing, method = frame_footage(footage.frames, footage.alpha, size, user)
+    return FramedFootage(framed, masks, framing, method, footage.fps, (footage.frames.shape[2], footage.frames.shape[1]),
+                         footage.source_size)
 
 
 def reconstruct_monocular(source: Path, models, out: Path, settings, progress, shot_by: Camera | None = None,
@@ -173,6 +181,7 @@ def reconstruct_monocular(source: Path, models, out: Path, settings, progress, s
     extra = {"units": "model units: one camera does not tell the object's size",
              "monocular": {"framing": footage.framing.to_dict(), "matte": footage.matte_method,
                            "elevation_deg": elevation_deg, "keyframes_generated": len(mono.keys),
-                           "source_size": list(footage.source_size), "placed_by_camera": shot_by is not None}}
+                           "source_size": list(footage.source_size), "filmed_size": list(footage.filmed_size),
+                           "placed_by_camera": shot_by is not None}}
     extra["monocular"]["fit_steps"] = settings.fit_steps
     return reconstruct(mono.clip, models, out, settings, progress, geometry, world_transform=world, extra=extra)

@@ -1,9 +1,11 @@
 """Monocular footage in: each decoder path on a small real file, the matte, and the framing transform."""
 
+import tracemalloc
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -72,6 +74,46 @@ def test_resampling_picks_frames_at_the_new_rate(tmp_path: Path) -> None:
     assert len(footage.frames) == 6 and footage.fps == 6
     half = resample(read_footage(tmp_path / "clip.mp4"), 6)
     np.testing.assert_array_equal(half.frames, footage.frames)
+
+
+def test_a_frame_range_decodes_only_its_frames_shrunk_as_it_goes(tmp_path: Path) -> None:
+    """A range of a long clip is the same frames as the whole clip cut (at the clip's rate and resampled), and
+    reading it holds only those frames, shrunk: a few frames of a 720p clip cost a fraction of the whole decode."""
+    frames, _ = moving_disc(frames=48, size=64)
+    big = np.repeat(np.repeat(frames, 12, axis=1), 20, axis=2)  # 1280 x 768, the disc's edges still sharp
+    path = write_clip(tmp_path / "long.mp4", big, "libx264", "yuv420p", fps=24)
+    whole = read_footage(path)
+    part = read_footage(path, start=10, stop=14)
+    np.testing.assert_array_equal(part.frames, whole.frames[10:14])
+    np.testing.assert_array_equal(read_footage(path, fps=8, start=3, stop=7).frames, resample(whole, 8).frames[3:7])
+    assert read_footage(path, stop=100).frames.shape[0] == 48  # a range past the end stops at the end
+    with pytest.raises(ValueError, match=r"long\.mp4: frame range \[60, 70\) is empty \(the clip has 48"):
+        read_footage(path, start=60, stop=70)
+
+    tracemalloc.start()
+    small = read_footage(path, start=20, stop=24, max_side=320)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert small.frames.shape == (4, 192, 320, 3) and small.source_size == (1280, 768)
+    assert peak < whole.frames.nbytes / 6, f"peak {peak / 2**20:.0f} MiB for 4 frames of 48"
+    expected = np.stack([cv2.resize(f, (320, 192), interpolation=cv2.INTER_AREA) for f in whole.frames[20:24]])
+    assert np.abs(small.frames.astype(int) - expected).mean() < 1
+
+
+def test_shrinking_footage_with_alpha_keeps_outline_colours(tmp_path: Path) -> None:
+    """Shrunk RGBA footage composited on white equals the full-size footage composited on white, then shrunk:
+    colour is averaged with its coverage, so a transparent backdrop's colour does not bleed into the outline."""
+    frames, masks = moving_disc(frames=2, size=64)
+    folder = tmp_path / "rgba"
+    folder.mkdir()
+    for index, (frame, mask) in enumerate(zip(frames, masks, strict=True)):
+        black_behind = np.where(mask[..., None], frame, 0).astype(np.uint8)  # what an RGBA render keeps under alpha 0
+        Image.fromarray(np.dstack([black_behind, mask.astype(np.uint8) * 255])).save(folder / f"frame_{index:03d}.png")
+    small = read_footage(folder, max_side=16)
+    on_white = small.frames * small.alpha[..., None] + 255 * (1 - small.alpha[..., None])
+    full = np.where(masks[..., None], frames, 255).astype(np.float32)
+    expected = np.stack([cv2.resize(f, (16, 16), interpolation=cv2.INTER_AREA) for f in full])
+    assert np.abs(on_white - expected).max() < 2
 
 
 def test_bad_footage_is_named(tmp_path: Path) -> None:

@@ -1,12 +1,17 @@
 """Monocular footage in: any clip PyAV decodes (MP4, MOV, WebM, GIF, …) or a folder of images, with its
 alpha channel when it has one, sampled to a target frame rate.
+
+Only the frames asked for are kept, each shrunk as it is decoded when a ``max_side`` is given: a minute of
+4K phone footage is 60 GB as RGBA arrays, and a job reads a few dozen frames of it at a model's 64².
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -21,44 +26,96 @@ class Footage:
     frames: np.ndarray  # (F, H, W, 3) uint8
     alpha: np.ndarray | None  # (F, H, W) float32 in [0, 1], when the source carries a real alpha channel
     fps: float
+    source_size: tuple[int, int] = (0, 0)  # width, height as filmed (frames may be shrunk from it)
 
 
-def read_footage(source: str | Path, fps: float | None = None) -> Footage:
-    """Decode a clip file or an image folder; with ``fps``, resample (nearest frame) to that rate."""
+def read_footage(source: str | Path, fps: float | None = None, start: int = 0, stop: int | None = None,
+                 max_side: int | None = None) -> Footage:
+    """Frames [start, stop) of a clip file or an image folder, resampled (nearest frame) to ``fps`` when given
+    (the range counts frames at that rate), each shrunk to at most ``max_side`` pixels a side when given.
+    An empty range is a ValueError that says how long the clip is."""
     source = Path(source)
-    footage = _read_images(source) if source.is_dir() else _read_clip(source)
-    return resample(footage, fps) if fps else footage
+    if source.is_dir():
+        rate, rgba = SEQUENCE_FPS, _images(_image_files(source))
+    else:
+        with open_video(source) as (container, stream, rate):
+            return _gather(source, (frame_array(f, "rgba") for f in container.decode(stream)), rate, fps, start, stop,
+                           max_side)
+    return _gather(source, rgba, rate, fps, start, stop, max_side)
 
 
-def _read_clip(path: Path) -> Footage:
-    with open_video(path) as (container, stream, rate):
-        rgba = [frame_array(frame, "rgba") for frame in container.decode(stream)]
-    if not rgba:
-        raise VideoError(f"{path}: the clip has no frames")
-    return _split(np.stack(rgba), rate)
+def _gather(source: Path, rgba: Iterable[np.ndarray], rate: float, fps: float | None, start: int, stop: int | None,
+            max_side: int | None) -> Footage:
+    """Keep the source frames the output range picks, shrunk, stopping the decode once the range is covered."""
+    step = rate / fps if fps else 1.0
+    wanted = None if stop is None else {round(j * step) for j in range(start, stop)}
+    kept: dict[int, np.ndarray] = {}
+    count, last, size, covered = 0, None, (0, 0), False
+    for index, image in enumerate(rgba):
+        count = index + 1
+        size = (image.shape[1], image.shape[0])
+        last = (index, image)
+        if (wanted is None and index >= round(start * step)) or (wanted is not None and index in wanted):
+            kept[index] = _shrunk(image, max_side)
+        if wanted is not None and index >= max(wanted):
+            covered = True  # the rest of the clip is never decoded
+            break
+    if last is None:
+        raise VideoError(f"{source}: the clip has no frames")
+    total = max(1, round(count / step)) if fps else count  # output frames in the clip, when it was decoded to its end
+    end = stop if covered else total if stop is None else min(stop, total)
+    if start >= end:
+        raise ValueError(f"{source}: frame range [{start}, {stop}) is empty (the clip has {total} at {fps or rate:g} fps)")
+    picks = [min(round(j * step), count - 1) for j in range(start, end)]
+    if count - 1 in picks and count - 1 not in kept:
+        kept[count - 1] = _shrunk(last[1], max_side)
+    return _split(np.stack([kept[i] for i in picks]), fps or rate, size)
 
 
-def _read_images(folder: Path) -> Footage:
+def _shrunk(rgba: np.ndarray, max_side: int | None) -> np.ndarray:
+    """An RGBA frame averaged down to at most ``max_side`` a side. Colour is averaged premultiplied by alpha, so an
+    outline pixel keeps the object's colour at its share of coverage (straight colours would bleed the backdrop in)."""
+    height, width = rgba.shape[:2]
+    if not max_side or max(height, width) <= max_side:
+        return rgba
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if rgba[..., 3].min() == 255:
+        return cv2.resize(rgba, size, interpolation=cv2.INTER_AREA)
+    alpha = rgba[..., 3:].astype(np.float32) / 255
+    premultiplied = cv2.resize(rgba[..., :3].astype(np.float32) * alpha, size, interpolation=cv2.INTER_AREA)
+    coverage = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)[..., None]
+    colour = premultiplied / np.maximum(coverage, 1e-6)
+    return np.concatenate([colour, coverage * 255], axis=-1).round().clip(0, 255).astype(np.uint8)
+
+
+def _image_files(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise VideoError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    images = []
+    return files
+
+
+def _images(files: list[Path]) -> Iterator[np.ndarray]:
+    size = None
     for file in files:
         try:
             with Image.open(file) as image:
-                images.append(np.asarray(image.convert("RGBA")))
+                rgba = np.asarray(image.convert("RGBA"))
         except OSError as error:
             raise VideoError(f"{file}: cannot read ({error})") from None
-    if len({i.shape for i in images}) != 1:
-        raise VideoError(f"{folder}: the images differ in size")
-    return _split(np.stack(images), SEQUENCE_FPS)
+        if size is not None and rgba.shape != size:
+            raise VideoError(f"{file.parent}: the images differ in size ({file.name} is {rgba.shape[1]}x{rgba.shape[0]})")
+        size = rgba.shape
+        yield rgba
 
 
-def _split(rgba: np.ndarray, fps: float) -> Footage:
+def _split(rgba: np.ndarray, fps: float, source_size: tuple[int, int]) -> Footage:
     """RGB, and alpha only when it says something (not everywhere opaque)."""
     alpha = rgba[..., 3]
     real_alpha = alpha.min() < 255
-    return Footage(np.ascontiguousarray(rgba[..., :3]), alpha.astype(np.float32) / 255 if real_alpha else None, fps)
+    return Footage(np.ascontiguousarray(rgba[..., :3]), alpha.astype(np.float32) / 255 if real_alpha else None, fps,
+                   source_size)
 
 
 def resample(footage: Footage, fps: float) -> Footage:
@@ -67,4 +124,4 @@ def resample(footage: Footage, fps: float) -> Footage:
     count = max(1, round(duration * fps))
     index = np.minimum(np.round(np.arange(count) * footage.fps / fps).astype(int), len(footage.frames) - 1)
     alpha = None if footage.alpha is None else footage.alpha[index]
-    return Footage(footage.frames[index], alpha, fps)
+    return Footage(footage.frames[index], alpha, fps, footage.source_size)
