@@ -20,7 +20,7 @@ import bpy
 import numpy as np
 
 from ..backend.client import BackendError, Client
-from ..backend.protocol import JobState
+from ..backend.protocol import JOB_REQUEST_FIELDS, JobState
 from . import importer, preferences
 from .backend_link import EXTENSION_ROOT, LINK, LocalSettings
 from .session import SESSIONS, Session, drain_all
@@ -136,7 +136,7 @@ def start_import(context: bpy.types.Context, request: dict[str, Any] | None = No
             request["masks"] = masks
     prefs = preferences.get(context)
     client = connect(context)
-    payload = {k: v for k, v in request.items() if k != "base_frame"}
+    payload = {k: v for k, v in request.items() if k in JOB_REQUEST_FIELDS}  # base_frame stays in Blender
     if prefs is not None and prefs.backend_mode == "REMOTE":
         files = [Path(v) for v in payload.pop("views")]
         masks = payload.pop("masks", None) or ([payload.pop("mask")] if payload.get("mask") else None)

@@ -85,5 +85,6 @@ class Limits:
     max_faces: int = 200_000
 
 
-JOB_REQUEST_FIELDS = ("clip", "views", "cameras", "frame_start", "frame_end", "stride", "retime", "times",
-                      "quality", "texture_size", "faces")
+# what a job request may hold (the server's JobRequest schema, which refuses anything else; the add-on sends only these)
+JOB_REQUEST_FIELDS = ("clip", "views", "cameras", "cameras_file", "frame_start", "frame_end", "stride", "retime", "times",
+                      "quality", "texture_size", "faces", "fit_steps", "monocular", "mask", "masks", "elevation_deg", "seed")

@@ -95,6 +95,11 @@ class Settings:
     # multi-view seeds 1000000-3 +1.35 dB PSNR_FG; seeds 1000004-7 about even, a pendulum with pixel-wide bars loses
     # (RESULTS: bench track rows 40-42; Fox + RiggedFigure +0.7 dB, vertex error 3.20 -> 3.05 %)
     outline_weight: float = 10.0
+    # of that, how hard an edge vertex is held on the matte's nearest edge (the other pulls weigh 1). Multi-view world
+    # seeds 1000000-3 on cached triplanes (session 30), hold 1 / 0.3 / 0.1 / 0: vertex error 4.19 / 3.75 / 3.71 / 3.76 %,
+    # tracked mesh PSNR_FG 20.87 / 20.90 / 20.58 / 20.26 dB, whole image 23.62 / 24.27 / 24.28 / 24.29 dB
+    outline_hold: float = 0.3
+    monocular_outline_hold: float = 1.0  # a monocular job's surfaces are made up: its outline holds at full weight
     surface_level: float | None = None  # density of the mesh's isosurface; None: the one outlining the footage best
     texture_from_footage: bool = True  # paint the texture from the footage views where they see the mesh (else the field)
     # once tracked, paint it again from the footage of every frame where tracking put the mesh (the first texture
@@ -244,13 +249,13 @@ def mesh_footage(clip: ClipFolder, frame: int) -> Footage:
     return Footage([clip.cameras[v] for v in views], clip.frames[views, frame], np.stack([clip.matte(v)[frame] for v in views]))
 
 
-def frame_outlines(clip: ClipFolder, position: float) -> list[Outline]:
+def frame_outlines(clip: ClipFolder, position: float, hold: float = 1.0) -> list[Outline]:
     """The footage views' mattes at output ``position`` when it shows a whole input frame (else none: footage exists
-    only there)."""
+    only there); ``hold``: how hard they hold the mesh's edge on theirs (``Outline.hold``)."""
     frame = int(np.rint(position))
     if abs(position - frame) > 1e-6 or not 0 <= frame < clip.frames.shape[1]:
         return []
-    return [Outline(clip.cameras[v], clip.matte(v)[frame]) for v in clip.footage_views]
+    return [Outline(clip.cameras[v], clip.matte(v)[frame], hold) for v in clip.footage_views]
 
 
 def surface_extent(points: np.ndarray, share: float = 2.0) -> float:
@@ -404,6 +409,7 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
     welded_faces = inverse[faces]
     neighbours = vertex_neighbours(welded_faces, len(first))
     stiffness = settings.monocular_stiffness if clip.generated_views else settings.stiffness
+    hold = settings.monocular_outline_hold if clip.generated_views else settings.outline_hold
     follower = SurfaceFollower(vertices0[first], welded_faces, guess_weight=settings.landmark_weight,
                                method=settings.registration, stiffness=stiffness, outline_weight=settings.outline_weight)
     flow = FlowCanonical(clip.frames, clip.cameras, clip.footage_views, vertices0[first], welded_faces) \
@@ -464,8 +470,8 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
             guesses = reject_outliers(moved, vertices0[first], neighbours, stray)
             # the previous frame's mesh slides onto this frame's surface, the canonical matches pulling on it
             failures = follower.failures
-            outlines = trusted(frame_outlines(clip, positions[i]), np.asarray(surface.vertices), np.asarray(surface.faces)) \
-                if settings.outline_weight > 0 else []
+            outlines = trusted(frame_outlines(clip, positions[i], hold), np.asarray(surface.vertices),
+                               np.asarray(surface.faces)) if settings.outline_weight > 0 else []
             placed = follower.step(surface, guesses, outlines)
             if follower.failures > failures:
                 held.append(i)

@@ -84,3 +84,23 @@ def test_a_surface_far_from_the_outline_is_not_pulled_onto_it() -> None:
     assert silhouette_iou(Outline(CAMERA, _matte(far)), vertices, faces) < TRUSTED_IOU
     assert len(trusted([Outline(CAMERA, _matte(near))], vertices, faces)) == 1
     assert trusted([Outline(CAMERA, _matte(far))], vertices, faces) == []
+
+
+def test_hold_weighs_only_the_pull_that_holds_the_edge() -> None:
+    """``hold`` scales the pull holding the mesh's edge on the matte's edge; a vertex outside the matte is pulled in
+    at full weight whatever the hold."""
+    sphere = _sphere()
+    vertices, faces = np.asarray(sphere.vertices), np.asarray(sphere.faces)
+    wider = vertices * [1.15, 1.0, 1.0]  # its sides project outside the sphere's matte
+    matte = _matte(sphere)
+    full, _ = Outline(CAMERA, matte).terms(wider, faces)
+    light, _ = Outline(CAMERA, matte, hold=0.3).terms(wider, faces)
+    outside = Outline(CAMERA, matte)._outside
+    uv, _ = CAMERA.project(wider)
+    out = outside[np.clip(uv[:, 1].astype(int), 0, 63), np.clip(uv[:, 0].astype(int), 0, 63)] > 1.0
+    assert out.sum() > 10
+    np.testing.assert_allclose(light[out], full[out])
+    changed = np.abs(full - light).sum(axis=(1, 2)) > 1e-9
+    assert changed.sum() > 10 and not (changed & out).any()
+    trace_full, trace_light = np.trace(full[changed], axis1=1, axis2=2), np.trace(light[changed], axis1=1, axis2=2)
+    assert (trace_light < trace_full).all()

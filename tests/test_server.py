@@ -398,6 +398,14 @@ def test_extension_and_backend_versions_agree() -> None:
     assert manifest["version"] == __version__
 
 
+def test_the_request_vocabulary_is_the_servers_schema() -> None:
+    """protocol.JOB_REQUEST_FIELDS, which the add-on sends by, names exactly what the server's schema accepts."""
+    from backend.protocol import JOB_REQUEST_FIELDS
+    from backend.server.app import JobRequest
+
+    assert sorted(JOB_REQUEST_FIELDS) == sorted(JobRequest.model_fields)
+
+
 def test_allowed_roots_confine_inputs(tmp_path: Path, clip: Path) -> None:
     inside = tmp_path / "allowed"
     inside.mkdir()

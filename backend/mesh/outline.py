@@ -46,6 +46,7 @@ class Outline:
 
     camera: Camera
     mask: np.ndarray  # (H, W) bool
+    hold: float = 1.0  # the second pull's weight (an edge vertex held on the matte's edge) against the other two's
     _outside: np.ndarray = field(init=False, repr=False)  # (H, W): pixels from every pixel to the nearest matte pixel
     _edge: np.ndarray = field(init=False, repr=False)  # (E, 2) sub-pixel (x, y) points on the matte's edge
     _edge_tree: cKDTree | None = field(init=False, repr=False)
@@ -79,8 +80,9 @@ class Outline:
 
     def terms(self, vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per vertex, the sum of its point-to-ray blocks (N, 3, 3) and right-hand sides (N, 3); zero where the outline
-        asks nothing of it. Three pulls, one unit each: a vertex outside the matte onto its nearest edge; a vertex on the
-        edge of the mesh's silhouette onto the matte's edge nearest it (which holds an outline that fits where it is);
+        asks nothing of it. Three pulls, one unit each (the second ``hold``): a vertex outside the matte onto its nearest
+        edge; a vertex on the edge of the mesh's silhouette onto the matte's edge nearest it (which holds an outline that
+        fits where it is);
         the uncovered matte pixels nearest a vertex on the silhouette's edge, onto their rays."""
         count = len(vertices)
         blocks, rhs = np.zeros((count, 3, 3)), np.zeros((count, 3))
@@ -98,11 +100,13 @@ class Outline:
         inside_depth = ndimage.distance_transform_edt(silhouette)  # 0 outside the silhouette
         on_edge = front & ~beyond & ~outside & (inside_depth[row, col] <= EDGE)
         distance, nearest = self._edge_tree.query(uv)
-        pulled = outside | (on_edge & (distance <= REACH))
+        held = on_edge & (distance <= REACH)
+        pulled = outside | held
         if pulled.any():
             b, r = self.rays(self._edge[nearest[pulled]])
-            blocks[pulled] += b
-            rhs[pulled] += r
+            weight = np.where(held[pulled], self.hold, 1.0)
+            blocks[pulled] += b * weight[:, None, None]
+            rhs[pulled] += r * weight[:, None]
         gap = ndimage.distance_transform_edt(~silhouette)
         uncovered = np.argwhere(self.mask & (gap > SLACK) & (gap <= REACH))
         if len(uncovered) == 0 or not on_edge.any():
