@@ -89,6 +89,8 @@ def test_a_frame_range_decodes_only_its_frames_shrunk_as_it_goes(tmp_path: Path)
     assert read_footage(path, stop=100).frames.shape[0] == 48  # a range past the end stops at the end
     with pytest.raises(ValueError, match=r"long\.mp4: frame range \[60, 70\) is empty \(the clip has 48"):
         read_footage(path, start=60, stop=70)
+    with pytest.raises(ValueError, match=r"frame range \[5, 5\) is empty"):
+        read_footage(path, start=5, stop=5)
 
     tracemalloc.start()
     small = read_footage(path, start=20, stop=24, max_side=320)

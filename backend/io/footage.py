@@ -47,17 +47,18 @@ def read_footage(source: str | Path, fps: float | None = None, start: int = 0, s
 def _gather(source: Path, rgba: Iterable[np.ndarray], rate: float, fps: float | None, start: int, stop: int | None,
             max_side: int | None) -> Footage:
     """Keep the source frames the output range picks, shrunk, stopping the decode once the range is covered."""
+    if stop is not None and stop <= start:
+        raise ValueError(f"{source}: frame range [{start}, {stop}) is empty")
     step = rate / fps if fps else 1.0
     wanted = None if stop is None else {round(j * step) for j in range(start, stop)}
+    first, final = round(start * step), None if wanted is None else max(wanted)
     kept: dict[int, np.ndarray] = {}
     count, last, size, covered = 0, None, (0, 0), False
     for index, image in enumerate(rgba):
-        count = index + 1
-        size = (image.shape[1], image.shape[0])
-        last = (index, image)
-        if (wanted is None and index >= round(start * step)) or (wanted is not None and index in wanted):
+        count, last, size = index + 1, image, (image.shape[1], image.shape[0])
+        if index in wanted if wanted is not None else index >= first:
             kept[index] = _shrunk(image, max_side)
-        if wanted is not None and index >= max(wanted):
+        if final is not None and index >= final:
             covered = True  # the rest of the clip is never decoded
             break
     if last is None:
@@ -68,7 +69,7 @@ def _gather(source: Path, rgba: Iterable[np.ndarray], rate: float, fps: float | 
         raise ValueError(f"{source}: frame range [{start}, {stop}) is empty (the clip has {total} at {fps or rate:g} fps)")
     picks = [min(round(j * step), count - 1) for j in range(start, end)]
     if count - 1 in picks and count - 1 not in kept:
-        kept[count - 1] = _shrunk(last[1], max_side)
+        kept[count - 1] = _shrunk(last, max_side)
     return _split(np.stack([kept[i] for i in picks]), fps or rate, size)
 
 
