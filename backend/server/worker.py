@@ -98,7 +98,7 @@ def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
     monocular = bool(request.get("monocular"))
     if monocular:
         clip = None
-        info = probe_video(Path(request["views"][0]), decode=False)
+        info = probe_video(Path(request["views"][0]))  # its first frame too: the size as shown
         frames = min(info.frames, request.get("frame_end") or info.frames) - request["frame_start"]
         log.append(Event.LOG, message=f"monocular clip: {frames} frame(s) at {info.width}x{info.height}; "
                                       f"generating the other views of every keyframe")
