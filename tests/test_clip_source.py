@@ -122,3 +122,44 @@ def test_views_filmed_turned_load_upright_and_a_camera_of_another_shape_is_refus
     assert iou(mixed.matte(1), truth) > 0.85
     with pytest.raises(ValueError, match=r"plain_1\.mp4: 3 frame\(s\) at 64x64; its view 1 was filmed at 32x32"):
         load_clip(views=[plain[0], half], cameras=cameras, masks=[None, plain[1]])
+
+
+def test_large_views_are_kept_shrunk_with_their_cameras_and_masks(tmp_path: Path) -> None:
+    """Views larger than ``max_side`` are averaged down as they are decoded, their cameras scaled with them, and
+    a mask clip filmed at the views' size follows: a 128² clip over noise loaded at 64 a side matches the same
+    clip loaded whole and shrunk. By default a 720p view is kept at ``VIEW_SIDE`` (1024x576); the decode never holds
+    the clip at its filmed size."""
+    import tracemalloc
+
+    from backend.io.clip_source import VIEW_SIDE
+
+    cameras, _, filmed, truth = over_noise(1000003, views=2, frames=3)
+    big = np.stack([[cv2.resize(f, (128, 128), interpolation=cv2.INTER_NEAREST) for f in view] for view in filmed])
+    big_truth = np.repeat(np.repeat(truth, 2, axis=2), 2, axis=3)
+    cameras = [c.resized(128, 128) for c in cameras]
+    views, mask_clips = write_views(tmp_path, big, big_truth)
+    whole = load_clip(views=views, cameras=cameras, masks=mask_clips, max_side=None)
+    small = load_clip(views=views, cameras=cameras, masks=mask_clips, max_side=64)
+    assert whole.frames.shape == (2, 3, 128, 128, 3) and small.frames.shape == (2, 3, 64, 64, 3)
+    for view in range(2):
+        np.testing.assert_allclose(small.cameras[view].K, cameras[view].resized(64, 64).K)
+        shrunk = np.stack([cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA) for f in whole.frames[view]])
+        assert np.abs(small.frames[view].astype(int) - shrunk).mean() < 4, f"view {view}"
+        assert iou(small.matte(view), truth[view]) > 0.95
+
+    wide = tmp_path / "wide.mp4"
+    frames = np.full((12, 720, 1280, 3), 255, np.uint8)
+    frames[:, 200:520, 400:880] = (180, 60, 40)
+    write_mp4(wide, frames, fps=12)
+    from backend.io.cameras import Camera
+
+    camera = Camera([[1000.0, 0, 640], [0, 1000.0, 360], [0, 0, 1]], np.eye(4), 1280, 720)
+    kept = load_clip(views=[wide], cameras=[camera])
+    assert kept.frames.shape == (1, 12, 576, 1024, 3) and max(kept.frames.shape[2:4]) == VIEW_SIDE
+    assert kept.cameras[0].K[0, 0] == pytest.approx(800.0)
+    tracemalloc.start()
+    load_clip(views=[wide], cameras=[camera], max_side=256)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    filmed_frame = 1280 * 720 * 3  # the whole clip at this size would be 12 of them
+    assert peak < 4 * filmed_frame, f"the decode held {peak / filmed_frame:.1f} frames' worth at the filmed size"

@@ -16,7 +16,12 @@ import numpy as np
 
 from backend.io.cameras import Camera
 from backend.io.clip_folder import ClipFolder, read_clip_folder
-from backend.io.video import read_video
+from backend.io.video import read_video_shrunk
+
+# The most pixels a side a view is kept at (averaged down as it is decoded). A 512² texture is painted from views
+# twice its size at most, and the models read 64² (tiny) or 256² (base); four 4K views of 240 frames would be
+# 24 GB kept whole.
+VIEW_SIDE = 1024
 
 
 def camera_from_json(entry: dict[str, Any]) -> Camera:
@@ -46,31 +51,32 @@ def cameras_from_file(path: Path) -> list[Camera]:
 
 
 def load_clip(clip: Path | None = None, views: list[Path] | None = None, cameras: list[Camera] | None = None,
-              frame_start: int = 0, frame_end: int | None = None, masks: list[Path | None] | None = None) -> ClipFolder:
+              frame_start: int = 0, frame_end: int | None = None, masks: list[Path | None] | None = None,
+              max_side: int | None = VIEW_SIDE) -> ClipFolder:
     """The frames [frame_start, frame_end) of a clip folder, or of videos seen by ``cameras`` (same order), each
     view over white (``ClipFolder.put_on_white``). ``masks``: a mask clip per view (white = object; None: matte
-    that view from its footage), over the same frames; they replace a clip folder's own. Videos of different sizes
-    (a phone beside a camera) are brought to the first one's size, their cameras with them."""
-    loaded, sizes = _load_frames(clip, views, cameras, frame_start, frame_end)
+    that view from its footage), over the same frames; they replace a clip folder's own. Videos are kept at most
+    ``max_side`` pixels a side (None: as filmed), and videos of different sizes (a phone beside a camera) at the
+    first one's size, their cameras and masks with them. A clip folder (the world's format, at the models' sizes)
+    is read as it is."""
+    loaded, sizes = _load_frames(clip, views, cameras, frame_start, frame_end, max_side)
     if masks is not None:
         if len(masks) != len(loaded.cameras):
             raise ValueError(f"{len(masks)} mask clip(s) for {len(loaded.cameras)} view(s): give one per view (or none)")
         for view, mask in enumerate(masks):
             if mask is not None:
                 stop = frame_start + loaded.frames.shape[1]
-                given = read_video(mask, frame_start, stop)[0]
-                if sizes[view][::-1] != loaded.frames.shape[2:4]:  # its view was brought to the clip's size: so is it
-                    if given.shape[1:3] != sizes[view][::-1]:
-                        raise ValueError(f"{mask}: {len(given)} frame(s) at {given.shape[2]}x{given.shape[1]}; its view "
-                                         f"{view} was filmed at {sizes[view][0]}x{sizes[view][1]} (they must match)")
-                    given = _resized(given, loaded.frames.shape[3], loaded.frames.shape[2])
-                loaded.give_mattes(view, given, str(mask))
+                given, _, filmed = read_video_shrunk(mask, frame_start, stop, max_side)
+                if filmed != sizes[view]:
+                    raise ValueError(f"{mask}: {len(given)} frame(s) at {filmed[0]}x{filmed[1]}; its view {view} was filmed "
+                                     f"at {sizes[view][0]}x{sizes[view][1]} (they must match)")
+                loaded.give_mattes(view, _resized(given, loaded.frames.shape[3], loaded.frames.shape[2]), str(mask))
     loaded.put_on_white()
     return loaded
 
 
 def _load_frames(clip: Path | None, views: list[Path] | None, cameras: list[Camera] | None, frame_start: int,
-                 frame_end: int | None) -> tuple[ClipFolder, list[tuple[int, int]]]:
+                 frame_end: int | None, max_side: int | None) -> tuple[ClipFolder, list[tuple[int, int]]]:
     """The clip, and each view's footage size (width, height) as filmed."""
     if clip is not None:
         whole = read_clip_folder(clip)
@@ -82,16 +88,19 @@ def _load_frames(clip: Path | None, views: list[Path] | None, cameras: list[Came
         raise ValueError("give a clip folder, or videos with their cameras")
     if cameras is None or len(cameras) != len(views):
         raise ValueError(f"{len(views)} videos need {len(views)} cameras, got {0 if cameras is None else len(cameras)}")
-    decoded = [read_video(v, frame_start, frame_end) for v in views]
-    sizes = [(frames.shape[2], frames.shape[1]) for frames, _ in decoded]
-    cameras = [c.seeing(*size, f"view {i + 1} ({Path(v).name})")
-               for i, (c, size, v) in enumerate(zip(cameras, sizes, views, strict=True))]
-    width, height = sizes[0]
-    count = min(len(frames) for frames, _ in decoded)
-    frames = np.stack([_resized(f[:count], width, height) for f, _ in decoded])
-    fps = decoded[0][1]
+    frames, sizes, seeing, fps = None, [], [], 0.0
+    for index, (video, camera) in enumerate(zip(views, cameras, strict=True)):
+        decoded, rate, filmed = read_video_shrunk(video, frame_start, frame_end, max_side)
+        seeing.append(camera.seeing(*filmed, f"view {index + 1} ({Path(video).name})"))
+        if frames is None:  # every view goes straight into one array: no second copy of the whole clip
+            frames, fps = np.empty((len(views), *decoded.shape), np.uint8), rate
+        count = min(len(decoded), frames.shape[1])
+        frames = frames[:, :count]
+        frames[index] = _resized(decoded[:count], frames.shape[3], frames.shape[2])
+        sizes.append(filmed)
+    count, height, width = frames.shape[1:4]
     # clip time runs over the chosen range as it does over a world clip: 0 at its first frame, 1 at its last
-    return ClipFolder(frames, [c.resized(width, height) for c in cameras], np.linspace(0, 1, count), fps), sizes
+    return ClipFolder(frames, [c.resized(width, height) for c in seeing], np.linspace(0, 1, count), fps), sizes
 
 
 def _resized(frames: np.ndarray, width: int, height: int) -> np.ndarray:

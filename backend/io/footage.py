@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from backend.io.video import VideoError, frame_array, open_video
+from backend.io.video import VideoError, frame_array, open_video, shrunk_size
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 SEQUENCE_FPS = 24.0  # an image folder has no rate of its own
@@ -77,10 +77,9 @@ def _shrunk(rgba: np.ndarray, max_side: int | None) -> np.ndarray:
     """An RGBA frame averaged down to at most ``max_side`` a side. Colour is averaged premultiplied by alpha, so an
     outline pixel keeps the object's colour at its share of coverage (straight colours would bleed the backdrop in)."""
     height, width = rgba.shape[:2]
-    if not max_side or max(height, width) <= max_side:
+    size = shrunk_size(width, height, max_side)
+    if size == (width, height):
         return rgba
-    scale = max_side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if rgba[..., 3].min() == 255:
         return cv2.resize(rgba, size, interpolation=cv2.INTER_AREA)
     alpha = rgba[..., 3:].astype(np.float32) / 255
