@@ -481,7 +481,8 @@ def track_sequence(clip: ClipFolder, models: Models, geometry: Reconstruction, v
             if i >= 2:
                 emit(i - 1)
         maps = segment.next_maps
-    emit(count - 1)
+    if count > 1:  # a one-frame clip's only frame went out first
+        emit(count - 1)
     return tracked, held
 
 
@@ -534,6 +535,9 @@ def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings, v
         raise ValueError("--views needs --cameras (a cameras.json in the clip-folder format)")
     if monocular and masks is not None and len(masks) != 1:
         raise ValueError(f"a monocular clip takes one mask clip, got {len(masks)}")
+    for given in (folder, *(videos or []), *(masks or []), cameras_json):
+        if given is not None and not given.exists():  # else a mistyped clip reads as "not a clip folder"
+            raise ValueError(f"{given}: no such file or folder")
     bar = tqdm(desc="frames", unit="frame")
 
     def on_event(kind: str, value: object) -> None:
@@ -545,18 +549,20 @@ def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings, v
         elif kind == "stage":
             bar.set_postfix_str(str(value))
 
-    if monocular:
-        from backend.monocular import DEFAULT_ELEVATION_DEG, reconstruct_monocular
+    try:  # the bar ends its line before any error is printed
+        if monocular:
+            from backend.monocular import DEFAULT_ELEVATION_DEG, reconstruct_monocular
 
-        shot_by = cameras_from_file(cameras_json)[0] if cameras_json else None
-        manifest = reconstruct_monocular(folder, models, out, settings, Progress(on_event), shot_by, frame_start, frame_end,
-                                         masks[0] if masks else None,
-                                         DEFAULT_ELEVATION_DEG if elevation_deg is None else elevation_deg, seed)
-    else:
-        cameras = cameras_from_file(cameras_json) if videos else None
-        clip = load_clip(None if videos else folder, videos, cameras, frame_start, frame_end, masks)
-        manifest = reconstruct(clip, models, out, settings, Progress(on_event))
-    bar.close()
+            shot_by = cameras_from_file(cameras_json)[0] if cameras_json else None
+            manifest = reconstruct_monocular(folder, models, out, settings, Progress(on_event), shot_by, frame_start,
+                                             frame_end, masks[0] if masks else None,
+                                             DEFAULT_ELEVATION_DEG if elevation_deg is None else elevation_deg, seed)
+        else:
+            cameras = cameras_from_file(cameras_json) if videos else None
+            clip = load_clip(None if videos else folder, videos, cameras, frame_start, frame_end, masks)
+            manifest = reconstruct(clip, models, out, settings, Progress(on_event))
+    finally:
+        bar.close()
     print(f"{manifest['vertices']} vertices, {manifest['faces']} faces, {manifest['frame_count']} frames -> {out}")
     print("stage timings (s): " + ", ".join(f"{k} {v}" for k, v in manifest["timings_s"].items()))
     return 0

@@ -216,6 +216,20 @@ def test_the_footage_fit_can_be_turned_off_from_the_cli(tmp_path: Path, single_v
     assert len(list((job / "frames").glob("frame_*.npy"))) == 6
 
 
+def test_a_one_frame_clip_gives_one_frame_once(tmp_path: Path, single_view: Path) -> None:
+    """A still (the clip's first frame alone) is a whole job: one frame written, and streamed once, not twice."""
+    from backend.monocular import reconstruct_monocular
+
+    events: list[tuple[str, object]] = []
+    models = Models.load(REPO / "backend" / "checkpoints")
+    settings = Settings.for_quality("preview", stride=2, fit_steps=0)
+    manifest = reconstruct_monocular(single_view, models, tmp_path / "job", settings,
+                                     Progress(lambda kind, value: events.append((kind, value))), frame_end=1)
+    assert manifest["frame_count"] == 1
+    assert [value for kind, value in events if kind == "frame"] == [(0, 0.0)]
+    assert len(list((tmp_path / "job" / "frames").glob("frame_*.npy"))) == 1
+
+
 def monocular_tracking_iou(settings: Settings, tmp_path: Path) -> list[float]:
     """A 13-frame monocular job on world seed 1000002 (a box whose lid swings open), its view 0 the world's own
     camera so the tracked mesh lives in the world's frame: per frame, the tracked mesh's outline from that camera

@@ -78,6 +78,17 @@ def test_reconstruct_without_canonical_models_says_so(tmp_path: Path) -> None:
     assert done.returncode == 2 and "missing checkpoint folders" in done.stderr
 
 
+def test_a_clip_that_is_not_there_is_named(tmp_path: Path) -> None:
+    """A mistyped clip path says the file is missing (it used to read as a clip folder without cameras.json)."""
+    missing = tmp_path / "walk_cycel.mp4"
+    done = run_backend("reconstruct", str(missing), "--out", str(tmp_path / "job"))
+    assert done.returncode == 2 and f"{missing}: no such file or folder" in done.stderr
+    done = run_backend("reconstruct", "--views", str(missing), "--cameras", str(tmp_path / "cameras.json"), "--out",
+                       str(tmp_path / "job"))
+    assert done.returncode == 2 and "no such file or folder" in done.stderr
+    assert not (tmp_path / "job").exists()
+
+
 def test_a_frame_whose_surface_vanishes_keeps_the_mesh_in_place(tmp_path: Path, checkpoints: Path,
                                                                  small_clip: Path) -> None:
     """One weak frame (its field never reaches the mesh's level: here a blank triplane) costs that frame its
