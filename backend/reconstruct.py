@@ -31,7 +31,7 @@ from tqdm import tqdm
 from backend.input_fit import FitSettings, fit_to_footage
 from backend.io.cameras import Camera
 from backend.io.clip_folder import ClipFolder
-from backend.io.clip_source import cameras_from_file, load_clip
+from backend.io.clip_source import cameras_from_file, load_clip, view_side
 from backend.io.video import write_mp4
 from backend.mesh.extract import EmptyFieldError, decimate, density_grid, extract_mesh
 from backend.mesh.flow_canonical import FlowCanonical
@@ -559,7 +559,8 @@ def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings, v
                                              DEFAULT_ELEVATION_DEG if elevation_deg is None else elevation_deg, seed)
         else:
             cameras = cameras_from_file(cameras_json) if videos else None
-            clip = load_clip(None if videos else folder, videos, cameras, frame_start, frame_end, masks)
+            clip = load_clip(None if videos else folder, videos, cameras, frame_start, frame_end, masks,
+                             view_side(settings.texture_size))
             manifest = reconstruct(clip, models, out, settings, Progress(on_event))
     finally:
         bar.close()

@@ -131,7 +131,7 @@ def test_large_views_are_kept_shrunk_with_their_cameras_and_masks(tmp_path: Path
     the clip at its filmed size."""
     import tracemalloc
 
-    from backend.io.clip_source import VIEW_SIDE
+    from backend.io.clip_source import VIEW_SIDE, view_side
 
     cameras, _, filmed, truth = over_noise(1000003, views=2, frames=3)
     big = np.stack([[cv2.resize(f, (128, 128), interpolation=cv2.INTER_NEAREST) for f in view] for view in filmed])
@@ -157,6 +157,7 @@ def test_large_views_are_kept_shrunk_with_their_cameras_and_masks(tmp_path: Path
     kept = load_clip(views=[wide], cameras=[camera])
     assert kept.frames.shape == (1, 12, 576, 1024, 3) and max(kept.frames.shape[2:4]) == VIEW_SIDE
     assert kept.cameras[0].K[0, 0] == pytest.approx(800.0)
+    assert view_side(512) == VIEW_SIDE and view_side(1024) == 2048  # a larger texture keeps larger views
     tracemalloc.start()
     load_clip(views=[wide], cameras=[camera], max_side=256)
     peak = tracemalloc.get_traced_memory()[1]

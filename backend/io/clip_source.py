@@ -18,10 +18,15 @@ from backend.io.cameras import Camera
 from backend.io.clip_folder import ClipFolder, read_clip_folder
 from backend.io.video import read_video_shrunk
 
-# The most pixels a side a view is kept at (averaged down as it is decoded). A 512² texture is painted from views
-# twice its size at most, and the models read 64² (tiny) or 256² (base); four 4K views of 240 frames would be
-# 24 GB kept whole.
+# The most pixels a side a view is kept at (averaged down as it is decoded): the models read 64² (tiny) or 256² (base),
+# and the texture is painted from views of twice its size at most (``view_side``); four 4K views of 240 frames would
+# be 24 GB kept whole.
 VIEW_SIDE = 1024
+
+
+def view_side(texture_size: int) -> int:
+    """The side a job keeps its views at: ``VIEW_SIDE``, or more for a texture larger than half of it."""
+    return max(VIEW_SIDE, 2 * texture_size)
 
 
 def camera_from_json(entry: dict[str, Any]) -> Camera:

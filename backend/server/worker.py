@@ -78,7 +78,7 @@ def die_with_parent(parent: int) -> None:
 
 def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
     from backend.io.cameras import Camera
-    from backend.io.clip_source import camera_from_json, load_clip
+    from backend.io.clip_source import camera_from_json, load_clip, view_side
     from backend.io.video import probe_video
     from backend.monocular import reconstruct_monocular
     from backend.pipeline import output_positions
@@ -106,7 +106,8 @@ def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
         clip = load_clip(Path(request["clip"]) if request.get("clip") else None,
                          [Path(v) for v in request.get("views") or []], cameras, request["frame_start"],
                          request.get("frame_end"),
-                         [m and Path(m) for m in request["masks"]] if request.get("masks") else None)
+                         [m and Path(m) for m in request["masks"]] if request.get("masks") else None,
+                         view_side(settings.texture_size))
         frames = clip.frames.shape[1]
         log.append(Event.LOG, message=f"{clip.frames.shape[0]} view(s) x {frames} frame(s) at "
                                       f"{clip.frames.shape[3]}x{clip.frames.shape[2]}")
