@@ -67,11 +67,10 @@ def bind_clip(clip_folder: Path) -> None:
 
 def write_mask(clip_folder: Path, view: int, out: Path) -> Path:
     """View ``view``'s true matte (the clip's ground-truth alpha) as a mask clip in ``out``."""
-    from backend.io.video import write_mp4
+    from backend.io.video import write_mask_clip
 
-    alpha = np.load(clip_folder / "gt" / f"view_{view:02d}.npz")["alpha"]
     path = out / f"mask_{view:02d}.mp4"
-    write_mp4(path, np.repeat((alpha[..., None] > 0.5) * np.uint8(255), 3, axis=-1), 24)
+    write_mask_clip(path, np.load(clip_folder / "gt" / f"view_{view:02d}.npz")["alpha"], 24)
     return path
 
 

@@ -71,7 +71,7 @@ def over_noise(seed: int, views: int, frames: int) -> tuple[list, np.ndarray, np
 
 def write_views(folder: Path, filmed: np.ndarray, masks: np.ndarray) -> tuple[list[Path], list[Path]]:
     """Each view's footage and its mask clip (white = object) as videos in ``folder``."""
-    from backend.io.video import write_mp4
+    from backend.io.video import write_mask_clip, write_mp4
 
     folder.mkdir(exist_ok=True)
     views, mask_clips = [], []
@@ -79,7 +79,7 @@ def write_views(folder: Path, filmed: np.ndarray, masks: np.ndarray) -> tuple[li
         views.append(folder / f"view_{view:02d}.mp4")
         write_mp4(views[-1], filmed[view], fps=12)
         mask_clips.append(folder / f"mask_{view:02d}.mp4")
-        write_mp4(mask_clips[-1], np.repeat(masks[view, ..., None], 3, axis=-1).astype(np.uint8) * 255, fps=12)
+        write_mask_clip(mask_clips[-1], masks[view], fps=12)
     return views, mask_clips
 
 

@@ -10,7 +10,7 @@ import pytest
 from backend.io.clip_folder import write_clip_folder
 from backend.io.clip_source import load_clip
 from backend.io.matte import iou
-from backend.io.video import write_mp4
+from backend.io.video import write_mask_clip, write_mp4
 from backend.world.clip import render_world_clip
 from conftest import over_noise, write_turned, write_views
 
@@ -114,7 +114,7 @@ def test_views_filmed_turned_load_upright_and_a_camera_of_another_shape_is_refus
     write_mp4(half, filmed[1][:, ::2, ::2], fps=12)
     half_mask = tmp_path / "half_mask.mp4"
     truth = render.alpha[1] > 0.5
-    write_mp4(half_mask, np.repeat(truth[:, ::2, ::2, None], 3, axis=-1).astype(np.uint8) * 255, fps=12)
+    write_mask_clip(half_mask, truth[:, ::2, ::2], fps=12)
     mixed = load_clip(views=[plain[0], half], cameras=cameras, masks=[None, half_mask])
     assert mixed.frames.shape == upright.frames.shape
     np.testing.assert_allclose(mixed.cameras[1].K, cameras[1].K)

@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from backend.client import Client
-from backend.io.video import write_mp4
+from backend.io.video import write_mask_clip, write_mp4
 from backend.protocol import SHAPE_HEADER, Event, Limits
 from backend.server.validation import RequestError, check_request
 from conftest import REPO, Backend, run_backend, write_turned
@@ -337,7 +337,7 @@ def test_an_upload_carries_mask_clips_beside_its_views(backend: Backend, clip: P
     entries = json.loads((clip / "cameras.json").read_text())["views"]
     alpha = np.load(clip / "gt" / "view_01.npz")["alpha"]
     mask = tmp_path / "view_01_mask.mp4"
-    write_mp4(mask, np.repeat((alpha[..., None] > 0.5) * np.uint8(255), 3, axis=-1), 24)
+    write_mask_clip(mask, alpha, 24)
     client = Client(backend.url, backend.token)
     job = client.upload({"quality": "preview", "frame_end": 3}, [e["camera"] for e in entries],
                         [clip / e["video"] for e in entries], [None, mask, None])

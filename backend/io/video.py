@@ -40,6 +40,11 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float, crf: int = 16) -
         container.mux(stream.encode())
 
 
+def write_mask_clip(path: str | Path, masks: np.ndarray, fps: float) -> None:
+    """Masks (F, H, W): bool, or coverage in [0, 1] (over a half is the object), as a mask clip: white = object."""
+    write_mp4(path, np.repeat((np.asarray(masks) > 0.5)[..., None] * np.uint8(255), 3, axis=-1), fps)
+
+
 @contextmanager
 def open_video(path: str | Path) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream, float]]:
     """(container, its first video stream, frame rate); every failure is a VideoError naming the file."""
