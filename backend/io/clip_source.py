@@ -16,7 +16,7 @@ import numpy as np
 
 from backend.io.cameras import Camera
 from backend.io.clip_folder import ClipFolder, read_clip_folder
-from backend.io.video import read_video_shrunk
+from backend.io.footage import read_footage
 
 # The most pixels a side a view is kept at (averaged down as it is decoded): the models read 64² (tiny) or 256² (base),
 # and the texture is painted from views of twice its size at most (``view_side``); four 4K views of 240 frames would
@@ -71,11 +71,12 @@ def load_clip(clip: Path | None = None, views: list[Path] | None = None, cameras
         for view, mask in enumerate(masks):
             if mask is not None:
                 stop = frame_start + loaded.frames.shape[1]
-                given, _, filmed = read_video_shrunk(mask, frame_start, stop, max_side)
+                given = read_footage(mask, loaded.fps, frame_start, stop, max_side)
+                filmed = given.source_size
                 if filmed != sizes[view]:
-                    raise ValueError(f"{mask}: {len(given)} frame(s) at {filmed[0]}x{filmed[1]}; its view {view} was filmed "
-                                     f"at {sizes[view][0]}x{sizes[view][1]} (they must match)")
-                loaded.give_mattes(view, _resized(given, loaded.frames.shape[3], loaded.frames.shape[2]), str(mask))
+                    raise ValueError(f"{mask}: {len(given.frames)} frame(s) at {filmed[0]}x{filmed[1]}; its view {view} was "
+                                     f"filmed at {sizes[view][0]}x{sizes[view][1]} (they must match)")
+                loaded.give_mattes(view, _resized(given.frames, loaded.frames.shape[3], loaded.frames.shape[2]), str(mask))
     loaded.put_on_white()
     return loaded
 
@@ -93,23 +94,30 @@ def _load_frames(clip: Path | None, views: list[Path] | None, cameras: list[Came
         raise ValueError("give a clip folder, or videos with their cameras")
     if cameras is None or len(cameras) != len(views):
         raise ValueError(f"{len(views)} videos need {len(views)} cameras, got {0 if cameras is None else len(cameras)}")
-    frames, sizes, seeing, fps = None, [], [], 0.0
+    frames, sizes, seeing, alphas, fps = None, [], [], {}, None
     for index, (video, camera) in enumerate(zip(views, cameras, strict=True)):
-        decoded, rate, filmed = read_video_shrunk(video, frame_start, frame_end, max_side)
-        seeing.append(camera.seeing(*filmed, f"view {index + 1} ({Path(video).name})"))
+        # the first view sets the clip's rate; a view filmed at another rate gives its frames nearest the same instants
+        footage = read_footage(video, fps, frame_start, frame_end, max_side)
+        seeing.append(camera.seeing(*footage.source_size, f"view {index + 1} ({Path(video).name})"))
         if frames is None:  # every view goes straight into one array: no second copy of the whole clip
-            frames, fps = np.empty((len(views), *decoded.shape), np.uint8), rate
-        count = min(len(decoded), frames.shape[1])
+            frames, fps = np.empty((len(views), *footage.frames.shape), np.uint8), footage.fps
+        count = min(len(footage.frames), frames.shape[1])
         frames = frames[:, :count]
-        frames[index] = _resized(decoded[:count], frames.shape[3], frames.shape[2])
-        sizes.append(filmed)
+        frames[index] = _resized(footage.frames[:count], frames.shape[3], frames.shape[2])
+        if footage.alpha is not None:  # keyed footage: its alpha is the matte
+            alphas[index] = _resized(footage.alpha[:count], frames.shape[3], frames.shape[2]) > 0.5
+        sizes.append(footage.source_size)
+        del footage
     count, height, width = frames.shape[1:4]
+    clip = ClipFolder(frames, [c.resized(width, height) for c in seeing], np.linspace(0, 1, count), fps)
+    for view, matte in alphas.items():
+        clip.give_mattes(view, matte[:count], f"{views[view]} (its alpha channel)")
     # clip time runs over the chosen range as it does over a world clip: 0 at its first frame, 1 at its last
-    return ClipFolder(frames, [c.resized(width, height) for c in seeing], np.linspace(0, 1, count), fps), sizes
+    return clip, sizes
 
 
 def _resized(frames: np.ndarray, width: int, height: int) -> np.ndarray:
-    """uint8 frames (F, H, W, 3) at another size (averaged when shrinking); untouched at their own size."""
+    """Frames (F, H, W[, C]) at another size (averaged when shrinking); untouched at their own size."""
     if frames.shape[1:3] == (height, width):
         return frames
     shrinking = width * height < frames.shape[1] * frames.shape[2]

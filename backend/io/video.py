@@ -106,30 +106,16 @@ def frame_array(frame: av.VideoFrame, format: str = "rgb24") -> np.ndarray:
 
 def read_video(path: str | Path, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, float]:
     """Decode frames [start, stop) of a clip (default: all) -> uint8 (F, H, W, 3) upright, and its frame rate."""
-    frames, fps, _ = read_video_shrunk(path, start, stop)
-    return frames, fps
-
-
-def read_video_shrunk(path: str | Path, start: int = 0, stop: int | None = None,
-                      max_side: int | None = None) -> tuple[np.ndarray, float, tuple[int, int]]:
-    """``read_video`` with each frame averaged down to at most ``max_side`` pixels a side as it is decoded (four
-    1080p views hold 6 GB per 64 frames at full size), and the size (width, height) the clip shows at in full.
-    Decoding stops at ``stop``."""
-    import cv2
-
     with open_video(path) as (container, stream, fps):
-        frames, filmed = [], (0, 0)
+        frames = []
         for index, frame in enumerate(container.decode(stream)):
             if stop is not None and index >= stop:
                 break
             if index >= start:
-                image = frame_array(frame)
-                filmed = (image.shape[1], image.shape[0])
-                size = shrunk_size(*filmed, max_side)
-                frames.append(image if size == filmed else cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+                frames.append(frame_array(frame))
     if not frames:
         raise VideoError(f"{path}: the clip has no frames" + (f" from frame {start}" if start else ""))
-    return np.stack(frames), fps, filmed
+    return np.stack(frames), fps
 
 
 def shrunk_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
