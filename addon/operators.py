@@ -54,7 +54,7 @@ def gather_inputs(scene: bpy.types.Scene, space_clip: bpy.types.MovieClip | None
         for index, (camera, clip) in enumerate(pairs):
             if camera is None or clip is None:
                 raise ValueError(f"binding {index + 1}: choose both a camera and its clip")
-        videos = [_clip_path(clip) for _, clip in pairs]
+        videos = [clip_file(clip) for _, clip in pairs]
         cameras = [blender_camera(camera, *clip.size) for camera, clip in pairs]
         return videos, cameras, pairs[0][1].frame_start
     if scene.camera is None:
@@ -63,7 +63,7 @@ def gather_inputs(scene: bpy.types.Scene, space_clip: bpy.types.MovieClip | None
         clip = space_clip or scene.active_clip
         if clip is None:
             raise ValueError("no active movie clip: open one in the Movie Clip Editor, or choose File")
-        return [_clip_path(clip)], [blender_camera(scene.camera, *clip.size)], clip.frame_start
+        return [clip_file(clip)], [blender_camera(scene.camera, *clip.size)], clip.frame_start
     if settings.source == "STRIPS":
         strips = [s for s in _sequencer_strips(scene) if s.select and s.type == "MOVIE"]
         if len(strips) != 1:
@@ -81,13 +81,18 @@ def gather_masks(scene: bpy.types.Scene) -> list[str | None] | None:
     Multi-view: one per binding; monocular: the panel's mask clip."""
     settings = scene.lim4d
     if settings.mode != "MULTI":
-        return [_clip_path(settings.mask)] if settings.mask else None
+        return [clip_file(settings.mask)] if settings.mask else None
     if not any(b.mask for b in settings.bindings):
         return None
-    return [_clip_path(b.mask) if b.mask else None for b in settings.bindings]
+    return [clip_file(b.mask) if b.mask else None for b in settings.bindings]
 
 
-def _clip_path(clip: bpy.types.MovieClip) -> str:
+def clip_file(clip: bpy.types.MovieClip) -> str:
+    """The movie file a clip plays; an image-sequence clip is refused (its path names one image, which the backend
+    would read as a one-frame clip)."""
+    if clip.source == "SEQUENCE":
+        raise ValueError(f"clip {clip.name!r} is an image sequence; lim4d reads movie files: render it to a movie "
+                         "(Video Sequencer, FFmpeg output) or give its folder to `python -m backend reconstruct`")
     path = bpy.path.abspath(clip.filepath, library=clip.library)
     if not Path(path).is_file():
         raise ValueError(f"clip {clip.name!r}: file not found ({path})")
