@@ -54,6 +54,7 @@ def gather_inputs(scene: bpy.types.Scene, space_clip: bpy.types.MovieClip | None
         for index, (camera, clip) in enumerate(pairs):
             if camera is None or clip is None:
                 raise ValueError(f"binding {index + 1}: choose both a camera and its clip")
+        check_in_step([clip for _, clip in pairs])
         videos = [clip_file(clip) for _, clip in pairs]
         cameras = [blender_camera(camera, *clip.size) for camera, clip in pairs]
         return videos, cameras, pairs[0][1].frame_start
@@ -85,6 +86,17 @@ def gather_masks(scene: bpy.types.Scene) -> list[str | None] | None:
     if not any(b.mask for b in settings.bindings):
         return None
     return [clip_file(b.mask) if b.mask else None for b in settings.bindings]
+
+
+def check_in_step(clips: list[bpy.types.MovieClip]) -> None:
+    """The views' clips must show their first frames at the same scene frame: the backend pairs the views' frames
+    counting from each file's first, so a clip slid along the timeline to sync it would be paired out of step."""
+    starts = [clip.frame_start - clip.frame_offset for clip in clips]
+    if len(set(starts)) > 1:
+        shown = ", ".join(f"{clip.name!r} at {start}" for clip, start in zip(clips, starts, strict=True))
+        raise ValueError(f"the clips' first frames show at different scene frames ({shown}); the backend pairs the views' "
+                         "frames from each file's first: trim the files to a common start, then give every clip the "
+                         "same Start Frame")
 
 
 def clip_file(clip: bpy.types.MovieClip) -> str:

@@ -1,5 +1,6 @@
 """Which Blender clips the add-on sends: a movie clip goes by its file; an image-sequence clip, whose path names
-only its first image (the backend would read a one-frame clip), is refused with what to do instead."""
+only its first image (the backend would read a one-frame clip), is refused with what to do instead; so are the views
+of a multi-view job whose clips start at different scene frames (the backend would pair them out of step)."""
 
 import json
 import subprocess
@@ -29,11 +30,20 @@ SCRIPT = textwrap.dedent("""
             report[name] = {"source": clip.source, "sent": operators.clip_file(clip)}
         except ValueError as error:
             report[name] = {"source": clip.source, "error": str(error)}
+    first, second = (bpy.data.movieclips.load(sys.argv[2] + "/movie.mp4") for _ in range(2))
+    operators.check_in_step([first, second])  # both from scene frame 1
+    second.frame_start, second.frame_offset = 5, 4  # slid, and its first 4 frames cut: in step still
+    operators.check_in_step([first, second])
+    second.frame_offset = 0
+    try:
+        operators.check_in_step([first, second])
+    except ValueError as error:
+        report["out_of_step"] = str(error)
     print("REPORT " + json.dumps(report))
 """)
 
 
-def test_a_movie_clip_is_sent_by_its_file_and_an_image_sequence_is_refused(tmp_path: Path) -> None:
+def test_movie_clips_are_sent_by_file_and_image_sequences_and_clips_out_of_step_are_refused(tmp_path: Path) -> None:
     (tmp_path / "lim4d").symlink_to(REPO)  # the extension's package name, as Blender imports it
     write_mp4(tmp_path / "movie.mp4", np.full((4, 32, 32, 3), 200, np.uint8), fps=24)
     (tmp_path / "sequence").mkdir()
@@ -47,3 +57,4 @@ def test_a_movie_clip_is_sent_by_its_file_and_an_image_sequence_is_refused(tmp_p
     assert report["movie.mp4"] == {"source": "MOVIE", "sent": str(tmp_path / "movie.mp4")}
     sequence = report["sequence/0001.png"]
     assert sequence["source"] == "SEQUENCE" and "image sequence" in sequence["error"] and "sent" not in sequence
+    assert "different scene frames" in report["out_of_step"] and "at 5" in report["out_of_step"]
