@@ -169,12 +169,13 @@ def test_large_views_are_kept_shrunk_with_their_cameras_and_masks(tmp_path: Path
 def test_views_at_other_frame_rates_pair_by_time_and_keyed_views_use_their_alpha(tmp_path: Path) -> None:
     """The first view sets the clip's rate: a view filmed at twice the rate gives its frames at the same instants, not
     the first half of its clip. A view that is a folder of RGBA images (keyed footage; under its transparent pixels,
-    noise) is matted by its alpha (the speck filter costs the thin parts of a 64² view a few %) and put on white."""
+    noise) is taken at the clip's rate, one image a frame, matted by its alpha (the speck filter costs the thin parts
+    of a 64² view a few %) and put on white."""
     from PIL import Image
 
     _, cameras, _, render = render_world_clip(1000002, views=3, frames=6, size=64)
     filmed = render.composite(1.0)
-    write_mp4(tmp_path / "view_0.mp4", filmed[0], fps=24)
+    write_mp4(tmp_path / "view_0.mp4", filmed[0], fps=30)
     keyed = tmp_path / "keyed"
     keyed.mkdir()
     noise = np.random.default_rng(0).uniform(0, 1, size=render.rgb.shape[1:]).astype(np.float32)
@@ -182,10 +183,10 @@ def test_views_at_other_frame_rates_pair_by_time_and_keyed_views_use_their_alpha
         alpha = render.alpha[1, frame][..., None]
         rgba = np.dstack([render.rgb[1, frame] * alpha + noise[frame] * (1 - alpha), alpha]) * 255 + 0.5
         Image.fromarray(rgba.clip(0, 255).astype(np.uint8)).save(keyed / f"{frame:04d}.png")
-    write_mp4(tmp_path / "view_2.mp4", np.repeat(filmed[2], 2, axis=0), fps=48)  # each instant twice
+    write_mp4(tmp_path / "view_2.mp4", np.repeat(filmed[2], 2, axis=0), fps=60)  # each instant twice
 
     clip = load_clip(views=[tmp_path / "view_0.mp4", keyed, tmp_path / "view_2.mp4"], cameras=cameras)
-    assert clip.frames.shape[:2] == (3, 6) and clip.fps == 24
+    assert clip.frames.shape[:2] == (3, 6) and clip.fps == 30
     assert np.abs(clip.frames[2].astype(int) - filmed[2]).mean() < 3  # paired by time
     assert iou(clip.matte(1), render.alpha[1] > 0.5) > 0.93
     inside, outside = render.alpha[1] > 0.99, render.alpha[1] < 0.01

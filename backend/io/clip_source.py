@@ -96,8 +96,9 @@ def _load_frames(clip: Path | None, views: list[Path] | None, cameras: list[Came
         raise ValueError(f"{len(views)} videos need {len(views)} cameras, got {0 if cameras is None else len(cameras)}")
     frames, sizes, seeing, alphas, fps = None, [], [], {}, None
     for index, (video, camera) in enumerate(zip(views, cameras, strict=True)):
-        # the first view sets the clip's rate; a view filmed at another rate gives its frames nearest the same instants
-        footage = read_footage(video, fps, frame_start, frame_end, max_side)
+        # the first view sets the clip's rate; a view filmed at another rate gives its frames nearest the same instants,
+        # and a folder of images, which has no rate of its own, is taken at the clip's
+        footage = read_footage(video, None if Path(video).is_dir() else fps, frame_start, frame_end, max_side)
         seeing.append(camera.seeing(*footage.source_size, f"view {index + 1} ({Path(video).name})"))
         if frames is None:  # every view goes straight into one array: no second copy of the whole clip
             frames, fps = np.empty((len(views), *footage.frames.shape), np.uint8), footage.fps
