@@ -20,7 +20,7 @@ import bpy
 import numpy as np
 
 from ..backend.client import BackendError, Client
-from ..backend.protocol import JOB_REQUEST_FIELDS, JobState
+from ..backend.protocol import IMAGE_SUFFIXES, JOB_REQUEST_FIELDS, JobState, image_sequence
 from . import importer, preferences
 from .backend_link import EXTENSION_ROOT, LINK, LocalSettings
 from .session import SESSIONS, Session, drain_all
@@ -66,10 +66,10 @@ def gather_inputs(scene: bpy.types.Scene, space_clip: bpy.types.MovieClip | None
             raise ValueError("no active movie clip: open one in the Movie Clip Editor, or choose File")
         return [clip_file(clip)], [blender_camera(scene.camera, *clip.size)], clip.frame_start
     if settings.source == "STRIPS":
-        strips = [s for s in _sequencer_strips(scene) if s.select and s.type == "MOVIE"]
+        strips = [s for s in _sequencer_strips(scene) if s.select and s.type in ("MOVIE", "IMAGE")]
         if len(strips) != 1:
-            raise ValueError(f"select exactly one movie strip (selected: {len(strips)})")
-        path = bpy.path.abspath(strips[0].filepath)
+            raise ValueError(f"select exactly one movie or image strip (selected: {len(strips)})")
+        path = strip_file(strips[0])
         return [path], [blender_camera(scene.camera, *_video_size(path, scene))], int(strips[0].frame_start)
     if not settings.filepath:
         raise ValueError("choose a video file")
@@ -100,14 +100,34 @@ def check_in_step(clips: list[bpy.types.MovieClip]) -> None:
 
 
 def clip_file(clip: bpy.types.MovieClip) -> str:
-    """The movie file a clip plays; an image-sequence clip is refused (its path names one image, which the backend
-    would read as a one-frame clip)."""
-    if clip.source == "SEQUENCE":
-        raise ValueError(f"clip {clip.name!r} is an image sequence; lim4d reads movie files: render it to a movie "
-                         "(Video Sequencer, FFmpeg output) or give its folder to `python -m backend reconstruct`")
+    """The file a clip plays: its movie, or the first image of its image sequence (the backend reads the images
+    numbered on from it, as Blender does: ``protocol.image_sequence``)."""
     path = bpy.path.abspath(clip.filepath, library=clip.library)
     if not Path(path).is_file():
         raise ValueError(f"clip {clip.name!r}: file not found ({path})")
+    if clip.source == "SEQUENCE":
+        check_sequence(clip.name, path, clip.frame_duration)
+    return path
+
+
+def check_sequence(name: str, path: str, frames: int) -> None:
+    """An image sequence the backend reads as Blender plays it: images it decodes, as many as Blender counts."""
+    if Path(path).suffix.lower() not in IMAGE_SUFFIXES:
+        raise ValueError(f"{name!r}: a sequence of {Path(path).suffix} images; lim4d reads {', '.join(IMAGE_SUFFIXES)} "
+                         "(save the sequence as PNG, or render it to a movie)")
+    found = len(image_sequence(Path(path)))
+    if found != frames:
+        raise ValueError(f"{name!r}: Blender plays {frames} frame(s), but {found} image(s) are numbered on from "
+                         f"{Path(path).name} without a gap (the backend reads those); play exactly the images numbered "
+                         "one after another from the first")
+
+
+def strip_file(strip: bpy.types.Strip) -> str:
+    """The file a sequencer strip plays: its movie, or the first image of its image sequence."""
+    if strip.type == "MOVIE":
+        return bpy.path.abspath(strip.filepath)
+    path = str(Path(bpy.path.abspath(strip.directory)) / strip.elements[0].filename)
+    check_sequence(strip.name, path, len(strip.elements))
     return path
 
 
@@ -143,7 +163,8 @@ def start_import(context: bpy.types.Context, request: dict[str, Any] | None = No
         request = {"views": videos, "cameras": cameras, "frame_start": settings.frame_start,
                    "frame_end": settings.frame_end or None, "stride": settings.stride, "retime": settings.retime,
                    "quality": settings.quality, "texture_size": settings.texture_size or None,
-                   "base_frame": base + settings.frame_start}
+                   "base_frame": base + settings.frame_start,
+                   "sequence_fps": scene.render.fps / scene.render.fps_base}  # image sequences play at the scene's rate
         masks = gather_masks(scene)
         if settings.mode != "MULTI":
             request |= {"monocular": True, "elevation_deg": camera_elevation(scene.camera)}

@@ -125,7 +125,8 @@ def _reconstruct(args: argparse.Namespace) -> int:
     videos = [Path(v) for v in args.views] if args.views else None
     return run(Path(args.clip) if args.clip else None, Path(args.out), Path(args.checkpoints), settings,
                videos, Path(args.cameras) if args.cameras else None, args.frame_start, args.frame_end,
-               [None if m == "-" else Path(m) for m in args.mask] if args.mask else None, args.elevation, args.seed)
+               [None if m == "-" else Path(m) for m in args.mask] if args.mask else None, args.elevation, args.seed,
+               args.fps)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -219,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rec = commands.add_parser("reconstruct", help="clip -> tracked, textured mesh sequence (job folder)")
     rec.add_argument("clip", nargs="?", default=None,
-                     help="a clip folder (as `world` writes), or a monocular clip: a video file or a folder of images")
+                     help="a clip folder (as `world` writes), or a monocular clip: a video file, a folder of images, or the "
+                          "first image of a numbered sequence (frame_0001.png)")
     rec.add_argument("--views", nargs="*", default=None, help="or: one video per camera ...")
     rec.add_argument("--cameras", default=None, help="... with their cameras.json (clip-folder format); monocular: "
                      "the camera that shot the clip, to place the result where it saw the object")
@@ -239,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--retime", type=float, default=1.0, help="output frames per input frame (2: slow motion ×2)")
     rec.add_argument("--frame-start", type=int, default=0)
     rec.add_argument("--frame-end", type=int, default=None, help="exclusive")
+    rec.add_argument("--fps", type=float, default=None,
+                     help="the frame rate of image sequences (default 24; video files keep their own)")
     rec.set_defaults(handler=_reconstruct)
 
     demo = commands.add_parser("demo", help="the whole job on the bundled models, through the extension in Blender")

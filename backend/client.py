@@ -11,17 +11,19 @@
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import subprocess
 import time
 import urllib.parse
 import uuid
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .protocol import LISTENING, SHAPE_HEADER, Event
+from .protocol import LISTENING, SHAPE_HEADER, Event, image_sequence
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -79,14 +81,16 @@ class Client:
     def upload(self, request: dict[str, Any], cameras: list[dict[str, Any]], videos: list[Path],
                masks: list[Path | None] | None = None) -> dict[str, Any]:
         """Send the videos themselves (a backend on another machine); cameras in the clip-folder or Blender form;
-        ``masks``: a mask clip per view (None: the backend mattes that view), sent beside them."""
+        ``masks``: a mask clip per view (None: the backend mattes that view), sent beside them. An image sequence
+        (``protocol.image_sequence``) goes as a .zip of its images."""
         boundary = uuid.uuid4().hex
-        names = [None if m is None else f"mask_{i:02d}{Path(m).suffix}" for i, m in enumerate(masks)] if masks else None
+        sent = {str(p): _upload_form(Path(p)) for p in [*videos, *(m for m in masks or [] if m)]}  # (bytes, suffix)
+        names = [None if m is None else f"mask_{i:02d}{sent[str(m)][1]}" for i, m in enumerate(masks)] if masks else None
         request = {**request, "masks": names} if names else request
         parts = [_form_part(boundary, "request", json.dumps(request).encode()),
                  _form_part(boundary, "cameras", json.dumps({"views": cameras}).encode(), "cameras.json")]
-        parts += [_form_part(boundary, "views", Path(v).read_bytes(), Path(v).name) for v in videos]
-        parts += [_form_part(boundary, "masks", Path(m).read_bytes(), n) for m, n in zip(masks or [], names or [], strict=True) if m]
+        parts += [_form_part(boundary, "views", sent[str(v)][0], f"{Path(v).stem}{sent[str(v)][1]}") for v in videos]
+        parts += [_form_part(boundary, "masks", sent[str(m)][0], n) for m, n in zip(masks or [], names or [], strict=True) if m]
         body = b"".join(parts) + f"--{boundary}--\r\n".encode()
         data, _ = self.request("POST", "/jobs/upload", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"},
                                timeout=max(self.timeout, 600))
@@ -154,6 +158,19 @@ class Client:
                     data = None
         finally:
             connection.close()
+
+
+def _upload_form(path: Path) -> tuple[bytes, str]:
+    """A file's bytes and suffix as uploaded: a video as it is, an image sequence as a .zip of its images (stored:
+    they are compressed already)."""
+    files = image_sequence(path)
+    if files is None:
+        return path.read_bytes(), path.suffix
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_STORED) as archive:
+        for file in files:
+            archive.write(file, file.name)
+    return packed.getvalue(), ".zip"
 
 
 def _form_part(boundary: str, name: str, content: bytes, filename: str | None = None) -> bytes:

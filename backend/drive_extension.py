@@ -240,9 +240,13 @@ def monocular_demo(video: Path, out: Path, demo: dict) -> dict:
     return report
 
 
-def monocular(video: Path, mask: Path | None = None) -> dict:
-    """The three monocular sources resolve to the right file and first frame; then a whole job from a file,
-    placed in front of the scene camera."""
+def monocular(video: Path, out: Path, mask: Path | None = None) -> dict:
+    """The three monocular sources resolve to the right file and first frame; then a whole job from the same
+    frames as a PNG-sequence clip (as renders and roto tools write them), placed in front of the scene camera."""
+    from PIL import Image
+
+    from backend.io.footage import read_footage
+
     scene, settings, operators = bpy.context.scene, bpy.context.scene.lim4d, module("operators")
     camera = bpy.data.objects.new("shot_by", bpy.data.cameras.new("shot_by"))
     scene.collection.objects.link(camera)
@@ -268,6 +272,13 @@ def monocular(video: Path, mask: Path | None = None) -> dict:
     bpy.data.movieclips.remove(clip)
     settings.source, settings.filepath = "FILE", str(video)
     found["FILE"] = operators.gather_inputs(scene)[::2]
+    sequence = out / "sequence"
+    sequence.mkdir(exist_ok=True)
+    Image.new("RGB", (8, 8)).save(sequence / "shot_0100.png")  # another take's last image: not part of the clip
+    for index, frame in enumerate(read_footage(video).frames):
+        Image.fromarray(frame).save(sequence / f"shot_{index + 101:04d}.png")
+    settings.source, scene.active_clip = "CLIP", bpy.data.movieclips.load(str(sequence / "shot_0101.png"))
+    found["SEQUENCE"] = operators.gather_inputs(scene)[::2]
     if mask is not None:
         settings.mask = bpy.data.movieclips.load(str(mask))
     settings.import_key = ""
@@ -279,7 +290,9 @@ def monocular(video: Path, mask: Path | None = None) -> dict:
     return {"sources": {k: [v[0][0], v[1]] for k, v in found.items()}, "video": str(video), "state": settings.state,
             "error": settings.error, "frames": imported(obj), "expected": obj["lim4d_frames"] if obj else None,
             "object_in_camera": in_camera[:3].tolist(), "elevation_deg": operators.camera_elevation(camera),
-            "request_mask": json.loads(settings.last_request).get("mask")}
+            "request_mask": json.loads(settings.last_request).get("mask"),
+            "request_fps": json.loads(settings.last_request).get("sequence_fps"),
+            "scene_fps": scene.render.fps / scene.render.fps_base}
 
 
 def main(options: dict) -> dict:
@@ -362,7 +375,7 @@ def main(options: dict) -> dict:
                               "texture_difference": texture_difference(image, module("backend_link").LINK.client.texture(obj["lim4d_job"]))}
     if options.get("monocular"):
         mask = write_mask(Path(options["clip"]), 0, out) if options.get("mask_view") is not None else None
-        report["monocular"] = monocular(Path(options["clip"]) / "view_00.mp4", mask)
+        report["monocular"] = monocular(Path(options["clip"]) / "view_00.mp4", out, mask)
     online = bool(getattr(bpy.app, "online_access", True))
     report["create_environment"] = {"online_access": online}
     if not online:  # offline Blender: the operator must refuse and say why, installing nothing

@@ -132,15 +132,16 @@ class FramedFootage:
 
 
 def load_monocular(path: Path, size: int, frame_start: int = 0, frame_end: int | None = None, fps: float | None = None,
-                   mask_path: Path | None = None) -> FramedFootage:
-    """Decode frames [frame_start, frame_end) of a monocular clip (a file or an image folder), matte and frame them.
+                   mask_path: Path | None = None, sequence_fps: float | None = None) -> FramedFootage:
+    """Decode frames [frame_start, frame_end) of a monocular clip (a file or an image sequence playing at
+    ``sequence_fps``), matte and frame them.
     Only those frames are decoded, each shrunk to ``WORKING_SIDE`` (or ``size`` times ``WORKING_SUPERSAMPLE``): the
     framing averages the object's window down to ``size`` anyway."""
     side = max(WORKING_SIDE, WORKING_SUPERSAMPLE * size)
-    footage = read_footage(path, fps, frame_start, frame_end, side)
+    footage = read_footage(path, fps, frame_start, frame_end, side, sequence_fps)
     user = None
-    if mask_path is not None:
-        user = read_footage(mask_path, fps, frame_start, frame_start + len(footage.frames), side).frames
+    if mask_path is not None:  # a mask sequence gives one image a frame of its clip
+        user = read_footage(mask_path, fps, frame_start, frame_start + len(footage.frames), side, footage.fps).frames
         if user.shape[1:3] != footage.frames.shape[1:3] or len(user) < len(footage.frames):
             raise ValueError(f"{mask_path}: {len(user)} frame(s) at {user.shape[2]}x{user.shape[1]}; the mask clip must match "
                              f"its clip ({footage.frames.shape[2]}x{footage.frames.shape[1]} as read, {len(footage.frames)} "
@@ -152,8 +153,10 @@ def load_monocular(path: Path, size: int, frame_start: int = 0, frame_end: int |
 
 def reconstruct_monocular(source: Path, models, out: Path, settings, progress, shot_by: Camera | None = None,
                           frame_start: int = 0, frame_end: int | None = None, mask_path: Path | None = None,
-                          elevation_deg: float = DEFAULT_ELEVATION_DEG, seed: int = 0) -> dict:
-    """A monocular clip through the whole pipeline into the job folder ``out`` (see backend.reconstruct).
+                          elevation_deg: float = DEFAULT_ELEVATION_DEG, seed: int = 0,
+                          sequence_fps: float | None = None) -> dict:
+    """A monocular clip through the whole pipeline into the job folder ``out`` (see backend.reconstruct); an image
+    sequence plays at ``sequence_fps`` (default 24).
 
     ``shot_by``: the camera that shot the clip, in scene coordinates; the result is placed where it sees
     the object. Without it the result stays in the model's frame (object at the origin, z up).
@@ -166,7 +169,7 @@ def reconstruct_monocular(source: Path, models, out: Path, settings, progress, s
     models = models.monocular()
     with progress.stage("decode"):
         size = max(models.lrm.config.image_size, generator.image_size)  # the LRM reads a downsized copy
-        footage = load_monocular(source, size, frame_start, frame_end, mask_path=mask_path)
+        footage = load_monocular(source, size, frame_start, frame_end, mask_path=mask_path, sequence_fps=sequence_fps)
     with progress.stage("views"):
         mono = monocular_clip(footage.frames, generator, settings.stride, footage.fps, elevation_deg, seed)
     out.mkdir(parents=True, exist_ok=True)

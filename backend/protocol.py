@@ -23,11 +23,18 @@ A monocular job is one video with `"monocular": true` and at most one camera (th
 result is placed where it saw the object); the other views are generated (stage "views"); "mask": its mask clip.
 A multi-view job may carry "masks": a mask clip per view (white = object; null: matte that view from its footage);
 in an upload, each entry names an uploaded "masks" part.
+
+A view (or mask clip) may be an image sequence instead of a video: a folder of images (all of them, in natural
+order), or a numbered image such as render/frame_0001.png, as Blender's clips name one (that image and the ones
+numbered on from it, without gaps). Images have no frame rate: "sequence_fps" gives it (default 24). An upload
+carries a sequence as a .zip of its images (`image_sequence` says which).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 API_VERSION = 1
 LISTENING = "listening"
@@ -87,4 +94,39 @@ class Limits:
 
 # what a job request may hold (the server's JobRequest schema, which refuses anything else; the add-on sends only these)
 JOB_REQUEST_FIELDS = ("clip", "views", "cameras", "cameras_file", "frame_start", "frame_end", "stride", "retime", "times",
-                      "quality", "texture_size", "faces", "fit_steps", "monocular", "mask", "masks", "elevation_deg", "seed")
+                      "quality", "texture_size", "faces", "fit_steps", "monocular", "mask", "masks", "elevation_deg", "seed",
+                      "sequence_fps")
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
+SEQUENCE_FPS = 24.0  # the rate of an image sequence when nobody says
+
+
+def image_sequence(path: Path) -> list[Path] | None:
+    """The images a view path names, in order, or None when it names something else (a video file).
+
+    A folder: its images in natural order (frame_9 before frame_10). A numbered image (frame_0001.png): it and the
+    images numbered on from it with the same name around the number, up to the first gap. Any other image: itself.
+    ValueError for a folder without images."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=_natural)
+        if not files:
+            raise ValueError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        return files
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return None
+    numbered = re.fullmatch(r"(.*?)(\d+)", path.stem)
+    if numbered is None or not path.parent.is_dir():
+        return [path]
+    stem, first = numbered.group(1), int(numbered.group(2))
+    pattern = re.compile(re.escape(stem) + r"(\d+)" + re.escape(path.suffix))
+    numbers = {int(m.group(1)): p for p in path.parent.iterdir() if (m := pattern.fullmatch(p.name))}
+    files, number = [], first
+    while number in numbers:
+        files.append(numbers[number])
+        number += 1
+    return files or [path]
+
+
+def _natural(path: Path) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]

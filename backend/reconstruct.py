@@ -520,15 +520,17 @@ def _preview(lrm, planes: list[torch.Tensor], positions: np.ndarray, clip: ClipF
 
 
 def is_monocular(path: Path | None) -> bool:
-    """A video file, or a folder of images (not a clip folder with cameras.json)."""
+    """A video file or a numbered image, or a folder of images (not a clip folder with cameras.json)."""
     return path is not None and (path.is_file() or (path.is_dir() and not (path / "cameras.json").exists()))
 
 
 def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings, videos: list[Path] | None = None,
         cameras_json: Path | None = None, frame_start: int = 0, frame_end: int | None = None,
-        masks: list[Path | None] | None = None, elevation_deg: float | None = None, seed: int = 0) -> int:
+        masks: list[Path | None] | None = None, elevation_deg: float | None = None, seed: int = 0,
+        sequence_fps: float | None = None) -> int:
     """The CLI's job: a clip folder, a monocular clip, or ``videos`` with their cameras; ``masks``: mask clips, one
-    per view (None: matte that view from its footage), one for a monocular clip."""
+    per view (None: matte that view from its footage), one for a monocular clip; image sequences play at
+    ``sequence_fps``."""
     models = Models.load(checkpoints)  # first: a missing model is the clearer error
     monocular = is_monocular(folder)
     if videos and cameras_json is None:
@@ -556,11 +558,12 @@ def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings, v
             shot_by = cameras_from_file(cameras_json)[0] if cameras_json else None
             manifest = reconstruct_monocular(folder, models, out, settings, Progress(on_event), shot_by, frame_start,
                                              frame_end, masks[0] if masks else None,
-                                             DEFAULT_ELEVATION_DEG if elevation_deg is None else elevation_deg, seed)
+                                             DEFAULT_ELEVATION_DEG if elevation_deg is None else elevation_deg, seed,
+                                             sequence_fps)
         else:
             cameras = cameras_from_file(cameras_json) if videos else None
             clip = load_clip(None if videos else folder, videos, cameras, frame_start, frame_end, masks,
-                             view_side(settings.texture_size))
+                             view_side(settings.texture_size), sequence_fps)
             manifest = reconstruct(clip, models, out, settings, Progress(on_event))
     finally:
         bar.close()

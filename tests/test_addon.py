@@ -97,9 +97,13 @@ def test_creating_the_backend_environment_honours_offline_blender(report: dict) 
 
 def test_monocular_sources_and_placement_in_front_of_the_camera(report: dict) -> None:
     """A selected VSE movie strip, the active movie clip and a file each resolve to the video and the scene
-    frame where it starts; a monocular job from the file imports every frame, in front of the scene camera."""
+    frame where it starts, a PNG-sequence clip to its first image; a monocular job from that sequence (at the
+    scene's frame rate) imports every frame, in front of the scene camera."""
     mono = report["monocular"]
-    assert mono["sources"] == {"STRIPS": [mono["video"], 7], "CLIP": [mono["video"], 3], "FILE": [mono["video"], 1]}
+    first_image = str(Path(mono["video"]).parents[1] / "out" / "sequence" / "shot_0101.png")
+    assert mono["sources"] == {"STRIPS": [mono["video"], 7], "CLIP": [mono["video"], 3], "FILE": [mono["video"], 1],
+                               "SEQUENCE": [first_image, 1]}
+    assert mono["request_fps"] == mono["scene_fps"] == 24
     assert mono["state"] == "done", mono["error"]
     assert mono["frames"] == mono["expected"] > 0
     x, y, z = mono["object_in_camera"]

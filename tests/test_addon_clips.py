@@ -1,5 +1,6 @@
-"""Which Blender clips the add-on sends: a movie clip goes by its file; an image-sequence clip, whose path names
-only its first image (the backend would read a one-frame clip), is refused with what to do instead; so are the views
+"""Which Blender clips the add-on sends: a movie clip goes by its file, an image-sequence clip or strip by its first
+image (the backend reads the images numbered on from it, as Blender plays them); a sequence Blender would play
+otherwise (a strip whose images skip a number, EXR images) is refused with what to do instead, and so are the views
 of a multi-view job whose clips start at different scene frames (the backend would pair them out of step)."""
 
 import json
@@ -24,12 +25,23 @@ SCRIPT = textwrap.dedent("""
     from lim4d.addon import operators
 
     report = {}
-    for name in ("movie.mp4", "sequence/0001.png"):
+    for name in ("movie.mp4", "sequence/0001.png", "sequence/0002.png"):
         clip = bpy.data.movieclips.load(sys.argv[2] + "/" + name)
+        report[name] = {"source": clip.source, "sent": operators.clip_file(clip), "frames": clip.frame_duration}
+    editor = bpy.context.scene.sequence_editor_create()
+    strips = editor.strips if hasattr(editor, "strips") else editor.sequences
+    strip = strips.new_image("images", sys.argv[2] + "/sequence/0001.png", 1, 1)
+    for number in (2, 3, 4):
+        strip.elements.append(f"{number:04d}.png")
+    report["strip"] = operators.strip_file(strip)
+    strip.elements.pop(2)  # 0001, 0002, 0004: a gap
+    for name, check in (("gap", lambda: operators.strip_file(strip)),
+                        ("exr", lambda: operators.check_sequence("renders", sys.argv[2] + "/renders/0001.exr", 4))):
         try:
-            report[name] = {"source": clip.source, "sent": operators.clip_file(clip)}
+            check()
         except ValueError as error:
-            report[name] = {"source": clip.source, "error": str(error)}
+            report[name] = str(error)
+    strips.remove(strip)
     first, second = (bpy.data.movieclips.load(sys.argv[2] + "/movie.mp4") for _ in range(2))
     operators.check_in_step([first, second])  # both from scene frame 1
     second.frame_start, second.frame_offset = 5, 4  # slid, and its first 4 frames cut: in step still
@@ -43,7 +55,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_movie_clips_are_sent_by_file_and_image_sequences_and_clips_out_of_step_are_refused(tmp_path: Path) -> None:
+def test_movie_clips_go_by_file_image_sequences_by_first_image_and_clips_out_of_step_are_refused(tmp_path: Path) -> None:
     (tmp_path / "lim4d").symlink_to(REPO)  # the extension's package name, as Blender imports it
     write_mp4(tmp_path / "movie.mp4", np.full((4, 32, 32, 3), 200, np.uint8), fps=24)
     (tmp_path / "sequence").mkdir()
@@ -54,7 +66,11 @@ def test_movie_clips_are_sent_by_file_and_image_sequences_and_clips_out_of_step_
     line = next((x for x in done.stdout.splitlines() if x.startswith("REPORT ")), None)
     assert line is not None, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads(line[len("REPORT "):])
-    assert report["movie.mp4"] == {"source": "MOVIE", "sent": str(tmp_path / "movie.mp4")}
-    sequence = report["sequence/0001.png"]
-    assert sequence["source"] == "SEQUENCE" and "image sequence" in sequence["error"] and "sent" not in sequence
+    assert report["movie.mp4"] == {"source": "MOVIE", "sent": str(tmp_path / "movie.mp4"), "frames": 4}
+    for first, frames in ((1, 4), (2, 3)):  # Blender plays the images numbered on from the one a clip names
+        name = f"sequence/{first:04d}.png"
+        assert report[name] == {"source": "SEQUENCE", "sent": str(tmp_path / name), "frames": frames}
+    assert report["strip"] == str(tmp_path / "sequence" / "0001.png")
+    assert "Blender plays 3 frame(s), but 4 image(s)" in report["gap"]
+    assert ".exr images" in report["exr"] and "PNG" in report["exr"]
     assert "different scene frames" in report["out_of_step"] and "at 5" in report["out_of_step"]

@@ -170,7 +170,7 @@ def test_views_at_other_frame_rates_pair_by_time_and_keyed_views_use_their_alpha
     """The first view sets the clip's rate: a view filmed at twice the rate gives its frames at the same instants, not
     the first half of its clip. A view that is a folder of RGBA images (keyed footage; under its transparent pixels,
     noise) is taken at the clip's rate, one image a frame, matted by its alpha (the speck filter costs the thin parts
-    of a 64² view a few %) and put on white."""
+    of a 64² view a few %) and put on white; an image sequence said to play at another rate pairs by time too."""
     from PIL import Image
 
     _, cameras, _, render = render_world_clip(1000002, views=3, frames=6, size=64)
@@ -192,3 +192,10 @@ def test_views_at_other_frame_rates_pair_by_time_and_keyed_views_use_their_alpha
     inside, outside = render.alpha[1] > 0.99, render.alpha[1] < 0.01
     assert (clip.frames[1][outside] >= 250).all(axis=-1).mean() > 0.99, "the keyed view's background is not white"
     assert np.abs(clip.frames[1][inside].astype(int) - filmed[1][inside]).mean() < 3
+    # the same images named by the first (as a Blender clip names them), said to be filmed at half the clip's rate
+    slow = load_clip(views=[tmp_path / "view_0.mp4", keyed / "0000.png", tmp_path / "view_2.mp4"], cameras=cameras,
+                     sequence_fps=15)
+    even, half = inside[[0, 1, 2]], slow.frames[1][[0, 2, 4]]  # clip frames 0, 2, 4 are images 0, 1, 2
+    paired = np.abs(half[even].astype(int) - filmed[1][:3][even]).mean()
+    by_index = np.abs(half[inside[[0, 2, 4]]].astype(int) - filmed[1][[0, 2, 4]][inside[[0, 2, 4]]]).mean()
+    assert paired < 3 and by_index > 3 * paired, (paired, by_index)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from backend.io.cameras import ring_cameras
-from backend.io.footage import read_footage, resample
+from backend.io.footage import probe_footage, read_footage, resample
 from backend.io.framing import Framing, frame_object
 from backend.io.matte import foreground, iou
 from backend.io.video import VideoError
@@ -116,6 +116,31 @@ def test_shrinking_footage_with_alpha_keeps_outline_colours(tmp_path: Path) -> N
     full = np.where(masks[..., None], frames, 255).astype(np.float32)
     expected = np.stack([cv2.resize(f, (16, 16), interpolation=cv2.INTER_AREA) for f in full])
     assert np.abs(on_white - expected).max() < 2
+
+
+def test_a_numbered_image_reads_its_sequence_as_blender_numbers_it(tmp_path: Path) -> None:
+    """A numbered image (as a Blender clip names its sequence) reads it and the images numbered on from it, up to the
+    first gap, at the rate given (24 by default); a folder reads all its images in natural order (9 before 10)."""
+    frames, _ = moving_disc(frames=12)
+    for number in (*range(5, 17), 18):  # 5..16 is the shot, 18 after a gap
+        Image.fromarray(frames[min(number - 5, 11)]).save(tmp_path / f"shot_{number}.png")
+    Image.fromarray(frames[0]).save(tmp_path / "shot_0.png")  # before the sequence's first image
+    Image.fromarray(frames[0]).save(tmp_path / "other_6.png")  # another name
+    shot = read_footage(tmp_path / "shot_7.png", sequence_fps=30)
+    assert shot.fps == 30 and len(shot.frames) == 10  # shot_7 .. shot_16
+    np.testing.assert_array_equal(shot.frames, frames[2:12])
+    info = probe_footage(tmp_path / "shot_7.png", sequence_fps=30)
+    assert (info.width, info.height, info.frames, info.fps) == (64, 64, 10, 30)
+    assert probe_footage(tmp_path / "shot_7.png").fps == 24
+    np.testing.assert_array_equal(read_footage(tmp_path / "shot_7.png", start=3, stop=5).frames, frames[5:7])
+    grey = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)  # a 16-bit mask, as renders write them
+    cv2.imwrite(str(tmp_path / "mask_1.png"), grey)
+    assert np.abs(read_footage(tmp_path / "mask_1.png").frames[0, ..., 1].astype(int) - grey / 257).max() <= 0.5
+    folder = tmp_path / "unpadded"
+    folder.mkdir()
+    for index in range(12):
+        Image.fromarray(frames[index]).save(folder / f"f{index}.png")  # f10 sorts before f2 as text
+    np.testing.assert_array_equal(read_footage(folder).frames, frames)
 
 
 def test_bad_footage_is_named(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from backend.io.cameras import Camera, ring_cameras
+from backend.io.footage import read_footage
 from backend.io.framing import Framing
 from backend.io.matte import iou
 from backend.models.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
@@ -206,13 +207,19 @@ def test_a_monocular_job_runs_end_to_end_on_a_world_clip(tmp_path: Path, single_
 
 
 def test_the_footage_fit_can_be_turned_off_from_the_cli(tmp_path: Path, single_view: Path) -> None:
-    """`reconstruct CLIP --fit-steps 0`: the monocular job skips the fit and says so in its manifest."""
+    """`reconstruct CLIP --fit-steps 0`: the monocular job skips the fit and says so in its manifest. The clip is
+    the same frames as a numbered PNG sequence (named by its first image, as Blender names one) at `--fps 12`."""
+    from PIL import Image
+
+    for index, frame in enumerate(read_footage(single_view).frames):
+        Image.fromarray(frame).save(tmp_path / f"render_{index + 1:04d}.png")
     job = tmp_path / "job"
-    done = run_backend("reconstruct", str(single_view), "--out", str(job), "--quality", "preview", "--stride", "2",
-                       "--fit-steps", "0", timeout=600)
+    done = run_backend("reconstruct", str(tmp_path / "render_0001.png"), "--fps", "12", "--out", str(job), "--quality",
+                       "preview", "--stride", "2", "--fit-steps", "0", timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = json.loads((job / "manifest.json").read_text())
     assert manifest["monocular"]["fit_steps"] == 0 and "fit" not in manifest["timings_s"]  # the stage is skipped
+    assert manifest["fps"] == 12
     assert len(list((job / "frames").glob("frame_*.npy"))) == 6
 
 

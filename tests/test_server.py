@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import av
@@ -19,8 +20,10 @@ import httpx
 import numpy as np
 import psutil
 import pytest
+from PIL import Image
 
 from backend.client import Client
+from backend.io.footage import read_footage
 from backend.io.video import write_mask_clip, write_mp4
 from backend.protocol import SHAPE_HEADER, Event, Limits
 from backend.server.validation import RequestError, check_request
@@ -357,6 +360,58 @@ def test_an_upload_carries_mask_clips_beside_its_views(backend: Backend, clip: P
     mono = client.upload({"quality": "preview", "frame_end": 3, "monocular": True}, [], [clip / entries[1]["video"]], [mask])
     client.cancel(mono["id"])
     assert Path(mono["request"]["mask"]).read_bytes() == mask.read_bytes() and not mono["request"].get("masks")
+
+
+def test_image_sequences_are_views_on_disk_and_in_uploads(backend: Backend, clip: Path, tmp_path: Path) -> None:
+    """A view may be an image sequence: a numbered image (Blender's clips name their sequences so) reads the images
+    numbered on from it, a folder all of its images. Local requests are checked on them; the client uploads each as
+    a .zip of exactly its images, and the job runs from the unpacked folder. A zip is unpacked by base name (nothing
+    leaves the job's folder) and a zip of no images, or no zip, is refused."""
+    entries = json.loads((clip / "cameras.json").read_text())["views"]
+    numbered, folder = tmp_path / "numbered", tmp_path / "folder"
+    numbered.mkdir(), folder.mkdir()
+    for index, frame in enumerate(read_footage(clip / entries[1]["video"]).frames):
+        Image.fromarray(frame).save(numbered / f"cam1_{index + 101:04d}.png")
+    Image.new("RGB", (64, 64)).save(numbered / "cam1_0099.png")  # not part of the shot: before its first image
+    for index, frame in enumerate(read_footage(clip / entries[2]["video"]).frames):
+        Image.fromarray(frame).save(folder / f"{index}.png")
+    views = [clip / entries[0]["video"], numbered / "cam1_0101.png", folder]
+    cameras = [e["camera"] for e in entries]
+    request = {"views": [str(v) for v in views], "cameras": cameras, "quality": "preview"}
+    assert check_request(request, Limits(), [])["views"][1] == str(views[1].resolve())
+    with pytest.raises(RequestError, match=r"past the clip's end \(6 frames\)"):
+        check_request(dict(request, frame_start=6), Limits(), [])
+    client = Client(backend.url, backend.token)
+    job = client.upload({"quality": "preview", "frame_end": 3, "sequence_fps": 24}, cameras, views)
+    sent = [Path(v) for v in job["request"]["views"]]
+    assert sent[0].suffix == ".mp4" and sent[1].is_dir() and sent[2].is_dir()
+    assert sorted(p.name for p in sent[1].iterdir()) == [f"cam1_{n:04d}.png" for n in range(101, 107)]
+    assert sorted(p.name for p in sent[2].iterdir()) == sorted(p.name for p in folder.iterdir())
+    with httpx.Client() as http:
+        events = sse_events(http, f"{backend.url}/jobs/{job['id']}/events", backend.headers)
+        assert events[-1]["type"] == Event.DONE and sum(e["type"] == Event.FRAME for e in events) == 3
+
+        def upload_zip(members: dict[str, bytes], raw: bytes | None = None) -> httpx.Response:
+            packed = io.BytesIO()
+            with zipfile.ZipFile(packed, "w") as archive:
+                for name, data in members.items():
+                    archive.writestr(name, data)
+            return http.post(f"{backend.url}/jobs/upload", headers=backend.headers,
+                             data={"request": json.dumps({"quality": "preview", "monocular": True})},
+                             files=[("cameras", ("cameras.json", "[]", "application/json")),
+                                    ("views", ("shot.zip", raw if raw is not None else packed.getvalue(), "application/zip"))])
+
+        image = (numbered / "cam1_0101.png").read_bytes()
+        kept = upload_zip({"../../escape_1.png": image, "deep/down/escape_2.png": image, "readme.txt": b"hi"})
+        assert kept.status_code == 201, kept.text
+        unpacked = Path(kept.json()["request"]["views"][0])
+        assert sorted(p.name for p in unpacked.iterdir()) == ["escape_1.png", "escape_2.png"]
+        assert {p.parent for p in unpacked.parents[3].rglob("escape_*")} == {unpacked}  # none above the jobs' root
+        client.cancel(kept.json()["id"])
+        empty = upload_zip({"readme.txt": b"no images"})
+        assert empty.status_code == 400 and "no images" in empty.json()["detail"]
+        broken = upload_zip({}, raw=b"not a zip at all")
+        assert broken.status_code == 400 and "not a readable zip" in broken.json()["detail"]
 
 
 def test_refuses_other_addresses_without_flag_and_token(tmp_path: Path) -> None:

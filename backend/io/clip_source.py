@@ -57,21 +57,21 @@ def cameras_from_file(path: Path) -> list[Camera]:
 
 def load_clip(clip: Path | None = None, views: list[Path] | None = None, cameras: list[Camera] | None = None,
               frame_start: int = 0, frame_end: int | None = None, masks: list[Path | None] | None = None,
-              max_side: int | None = VIEW_SIDE) -> ClipFolder:
+              max_side: int | None = VIEW_SIDE, sequence_fps: float | None = None) -> ClipFolder:
     """The frames [frame_start, frame_end) of a clip folder, or of videos seen by ``cameras`` (same order), each
     view over white (``ClipFolder.put_on_white``). ``masks``: a mask clip per view (white = object; None: matte
     that view from its footage), over the same frames; they replace a clip folder's own. Videos are kept at most
     ``max_side`` pixels a side (None: as filmed), and videos of different sizes (a phone beside a camera) at the
     first one's size, their cameras and masks with them. A clip folder (the world's format, at the models' sizes)
-    is read as it is."""
-    loaded, sizes = _load_frames(clip, views, cameras, frame_start, frame_end, max_side)
+    is read as it is. Image sequences play at ``sequence_fps`` (default: the first view's rate, 24 when it is one)."""
+    loaded, sizes = _load_frames(clip, views, cameras, frame_start, frame_end, max_side, sequence_fps)
     if masks is not None:
         if len(masks) != len(loaded.cameras):
             raise ValueError(f"{len(masks)} mask clip(s) for {len(loaded.cameras)} view(s): give one per view (or none)")
         for view, mask in enumerate(masks):
             if mask is not None:
                 stop = frame_start + loaded.frames.shape[1]
-                given = read_footage(mask, loaded.fps, frame_start, stop, max_side)
+                given = read_footage(mask, loaded.fps, frame_start, stop, max_side, sequence_fps or loaded.fps)
                 filmed = given.source_size
                 if filmed != sizes[view]:
                     raise ValueError(f"{mask}: {len(given.frames)} frame(s) at {filmed[0]}x{filmed[1]}; its view {view} was "
@@ -82,7 +82,8 @@ def load_clip(clip: Path | None = None, views: list[Path] | None = None, cameras
 
 
 def _load_frames(clip: Path | None, views: list[Path] | None, cameras: list[Camera] | None, frame_start: int,
-                 frame_end: int | None, max_side: int | None) -> tuple[ClipFolder, list[tuple[int, int]]]:
+                 frame_end: int | None, max_side: int | None,
+                 sequence_fps: float | None) -> tuple[ClipFolder, list[tuple[int, int]]]:
     """The clip, and each view's footage size (width, height) as filmed."""
     if clip is not None:
         whole = read_clip_folder(clip)
@@ -97,8 +98,8 @@ def _load_frames(clip: Path | None, views: list[Path] | None, cameras: list[Came
     frames, sizes, seeing, alphas, fps = None, [], [], {}, None
     for index, (video, camera) in enumerate(zip(views, cameras, strict=True)):
         # the first view sets the clip's rate; a view filmed at another rate gives its frames nearest the same instants,
-        # and a folder of images, which has no rate of its own, is taken at the clip's
-        footage = read_footage(video, None if Path(video).is_dir() else fps, frame_start, frame_end, max_side)
+        # and an image sequence, which has no rate of its own, is taken at the clip's unless its rate is given
+        footage = read_footage(video, fps, frame_start, frame_end, max_side, sequence_fps or fps)
         seeing.append(camera.seeing(*footage.source_size, f"view {index + 1} ({Path(video).name})"))
         if frames is None:  # every view goes straight into one array: no second copy of the whole clip
             frames, fps = np.empty((len(views), *footage.frames.shape), np.uint8), footage.fps

@@ -1,5 +1,6 @@
-"""Monocular footage in: any clip PyAV decodes (MP4, MOV, WebM, GIF, …) or a folder of images, with its
-alpha channel when it has one, sampled to a target frame rate.
+"""Footage in: any clip PyAV decodes (MP4, MOV, WebM, GIF, …) or an image sequence (a folder of images, or a
+numbered image and those after it: ``protocol.image_sequence``), with its alpha channel when it has one, sampled
+to a target frame rate.
 
 Only the frames asked for are kept, each shrunk as it is decoded when a ``max_side`` is given: a minute of
 4K phone footage is 60 GB as RGBA arrays, and a job reads a few dozen frames of it at a model's 64².
@@ -15,10 +16,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from backend.io.video import VideoError, frame_array, open_video, shrunk_size
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
-SEQUENCE_FPS = 24.0  # an image folder has no rate of its own
+from backend.io.video import VideoError, VideoInfo, frame_array, open_video, probe_video, shrunk_size
+from backend.protocol import SEQUENCE_FPS, image_sequence
 
 
 @dataclass
@@ -30,18 +29,41 @@ class Footage:
 
 
 def read_footage(source: str | Path, fps: float | None = None, start: int = 0, stop: int | None = None,
-                 max_side: int | None = None) -> Footage:
-    """Frames [start, stop) of a clip file or an image folder, resampled (nearest frame) to ``fps`` when given
+                 max_side: int | None = None, sequence_fps: float | None = None) -> Footage:
+    """Frames [start, stop) of a clip file or an image sequence, resampled (nearest frame) to ``fps`` when given
     (the range counts frames at that rate), each shrunk to at most ``max_side`` pixels a side when given.
-    An empty range is a ValueError that says how long the clip is."""
+    An image sequence plays at ``sequence_fps`` (default ``SEQUENCE_FPS``). An empty range is a ValueError that
+    says how long the clip is."""
     source = Path(source)
-    if source.is_dir():
-        rate, rgba = SEQUENCE_FPS, _images(_image_files(source))
-    else:
+    files = _sequence(source)
+    if files is None:
         with open_video(source) as (container, stream, rate):
             return _gather(source, (frame_array(f, "rgba") for f in container.decode(stream)), rate, fps, start, stop,
                            max_side)
-    return _gather(source, rgba, rate, fps, start, stop, max_side)
+    return _gather(source, _images(files), sequence_fps or SEQUENCE_FPS, fps, start, stop, max_side)
+
+
+def probe_footage(source: str | Path, decode: bool = True, sequence_fps: float | None = None) -> VideoInfo:
+    """``video.probe_video`` for a clip file; for an image sequence, its first image's size (from its header) and the
+    number of images, at ``sequence_fps``."""
+    source = Path(source)
+    files = _sequence(source)
+    if files is None:
+        return probe_video(source, decode)
+    try:
+        with Image.open(files[0]) as image:
+            width, height = image.size
+    except OSError as error:
+        raise VideoError(f"{files[0]}: cannot read ({error})") from None
+    rate = sequence_fps or SEQUENCE_FPS
+    return VideoInfo(width, height, len(files), rate, len(files) / rate, "image sequence")
+
+
+def _sequence(source: Path) -> list[Path] | None:
+    try:
+        return image_sequence(source)
+    except ValueError as error:
+        raise VideoError(str(error)) from None
 
 
 def _gather(source: Path, rgba: Iterable[np.ndarray], rate: float, fps: float | None, start: int, stop: int | None,
@@ -89,25 +111,27 @@ def _shrunk(rgba: np.ndarray, max_side: int | None) -> np.ndarray:
     return np.concatenate([colour, coverage * 255], axis=-1).round().clip(0, 255).astype(np.uint8)
 
 
-def _image_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise VideoError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return files
-
-
 def _images(files: list[Path]) -> Iterator[np.ndarray]:
     size = None
     for file in files:
         try:
             with Image.open(file) as image:
-                rgba = np.asarray(image.convert("RGBA"))
+                rgba = _rgba(image)
         except OSError as error:
             raise VideoError(f"{file}: cannot read ({error})") from None
         if size is not None and rgba.shape != size:
-            raise VideoError(f"{file.parent}: the images differ in size ({file.name} is {rgba.shape[1]}x{rgba.shape[0]})")
+            raise VideoError(f"{file.parent}: the sequence's images differ in size ({file.name} is {rgba.shape[1]}x{rgba.shape[0]})")
         size = rgba.shape
         yield rgba
+
+
+def _rgba(image: Image.Image) -> np.ndarray:
+    """An image as 8-bit RGBA. 16-bit grey (a render's or a roto tool's mask) is scaled down: PIL's own conversion
+    clips it, which turns every grey above 255 of 65535 white."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L"):
+        grey = (np.asarray(image, dtype=np.float32).clip(0, 65535) / 257).round().astype(np.uint8)
+        return np.dstack([grey, grey, grey, np.full_like(grey, 255)])
+    return np.asarray(image.convert("RGBA"))
 
 
 def _split(rgba: np.ndarray, fps: float, source_size: tuple[int, int]) -> Footage:

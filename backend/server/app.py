@@ -23,9 +23,10 @@ from backend import __version__
 from backend.protocol import API_VERSION, QUALITY_PRESETS, RESULT_FILES, SHAPE_HEADER, Event, JobState, Limits
 from backend.server.events import EventLog
 from backend.server.jobs import JobRunner
+from backend.server.uploads import UploadError, unpack_sequence
 from backend.server.validation import RequestError, check_request
 
-UPLOAD_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".gif", ".m4v"}
+UPLOAD_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".gif", ".m4v", ".zip"}  # .zip: an image sequence
 KEEPALIVE_S = 10.0
 POLL_S = 0.03
 
@@ -54,6 +55,8 @@ class JobRequest(BaseModel):
                                            "object; null: matte that view), overriding the matte and a clip folder's")
     elevation_deg: float = Field(10.0, ge=-45.0, le=60.0, description="monocular: the camera's height over the object")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="monocular: seed of the generated views")
+    sequence_fps: float | None = Field(None, ge=1.0, le=240.0, description="the frame rate of image-sequence views "
+                                       "(default 24; video files keep their own)")
 
 
 class JobStatus(BaseModel):
@@ -149,7 +152,8 @@ def create_app(config: ServerConfig, runner: JobRunner) -> FastAPI:
     @app.post("/jobs/upload", status_code=201, response_model=JobStatus)
     def upload_job(request: Annotated[str, Form(description="JobRequest fields as JSON, without paths")],
                    cameras: Annotated[UploadFile, File(description="cameras.json for the views, in order")],
-                   views: Annotated[list[UploadFile], File(description="one video per camera")],
+                   views: Annotated[list[UploadFile], File(description="one video per camera (or a .zip of "
+                                                                       "an image sequence)")],
                    masks: Annotated[list[UploadFile] | None, File(description="mask clips, named in request's masks")] = None,
                    content_length: Annotated[int | None, Header()] = None) -> dict[str, Any]:
         if content_length is not None and content_length > config.limits.max_upload_bytes:
@@ -186,6 +190,13 @@ def create_app(config: ServerConfig, runner: JobRunner) -> FastAPI:
                         raise HTTPException(413, f"upload exceeds the limit of {config.limits.max_upload_bytes} bytes")
                     handle.write(chunk)
             paths[name] = str(inputs / file_name)
+            if file_name.endswith(".zip"):
+                try:
+                    total += unpack_sequence(inputs / file_name, inputs / name, config.limits.max_upload_bytes - total)
+                except UploadError as error:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise HTTPException(error.status, error.message) from None
+                paths[name] = str(inputs / name)
         fields.update(views=[paths[f"view_{i:02d}"] for i in range(len(views))], cameras_file=paths["cameras.json"],
                       cameras=None)
         if fields.get("masks"):

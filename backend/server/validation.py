@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from backend.io.clip_source import camera_from_json, cameras_from_file
-from backend.io.video import VideoError, VideoInfo, probe_video
+from backend.io.footage import probe_footage
+from backend.io.video import VideoError, VideoInfo
 from backend.pipeline import output_positions
 from backend.protocol import Limits
 
@@ -35,10 +36,11 @@ def check_path(raw: str, allowed_roots: list[Path], what: str) -> Path:
     return path
 
 
-def check_video(path: Path, limits: Limits) -> VideoInfo:
-    """Probe one video against the limits (its headers first); returns its first frame's size as shown and its length."""
+def check_video(path: Path, limits: Limits, sequence_fps: float | None = None) -> VideoInfo:
+    """Probe one video or image sequence against the limits (its headers first); returns its first frame's size as
+    shown and its length."""
     try:
-        info = probe_video(path, decode=False)
+        info = probe_footage(path, False, sequence_fps)
     except VideoError as error:
         raise RequestError(400, str(error)) from None
     if max(info.width, info.height) > limits.max_resolution:
@@ -47,14 +49,15 @@ def check_video(path: Path, limits: Limits) -> VideoInfo:
     if info.duration_s > limits.max_duration_s:
         raise RequestError(413, f"{path.name}: {info.duration_s:.0f} s exceeds the limit of {limits.max_duration_s:.0f} s")
     try:
-        return probe_video(path, decode=True)
+        return probe_footage(path, True, sequence_fps)
     except VideoError as error:
         raise RequestError(400, str(error)) from None
 
 
 def check_mask(mask: Path, video: Path, seen: VideoInfo, limits: Limits) -> Path:
-    """A mask clip that can be decoded, of its video's size (``seen``: the video's probe), and at least as long."""
-    masked = check_video(mask, limits)
+    """A mask clip that can be decoded, of its video's size (``seen``: the video's probe), and at least as long (a
+    mask sequence gives one image a frame of its video)."""
+    masked = check_video(mask, limits, seen.fps)
     if (seen.width, seen.height) != (masked.width, masked.height) or masked.frames < seen.frames:
         raise RequestError(400, f"mask {mask.name}: {masked.width}x{masked.height}, {masked.frames} frames; its video "
                                 f"{video.name} is {seen.width}x{seen.height}, {seen.frames} frames (they must match: the "
@@ -108,7 +111,8 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
         raise RequestError(400, "the request names no videos")
     if len(videos) > limits.max_views:
         raise RequestError(413, f"{len(videos)} views exceed the limit of {limits.max_views}")
-    probed = [check_video(v, limits) for v in videos]  # once each: the mask checks and the frame count read them
+    # once each: the mask checks and the frame count read them
+    probed = [check_video(v, limits, request.get("sequence_fps")) for v in videos]
     if request.get("monocular"):
         if request.get("clip") or len(videos) != 1:
             raise RequestError(400, "a monocular job takes exactly one video (views: [path])")

@@ -79,7 +79,7 @@ def die_with_parent(parent: int) -> None:
 def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
     from backend.io.cameras import Camera
     from backend.io.clip_source import camera_from_json, load_clip, view_side
-    from backend.io.video import probe_video
+    from backend.io.footage import probe_footage
     from backend.monocular import reconstruct_monocular
     from backend.pipeline import output_positions
     from backend.reconstruct import Models, Progress, Settings, reconstruct
@@ -98,7 +98,7 @@ def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
     monocular = bool(request.get("monocular"))
     if monocular:
         clip = None
-        info = probe_video(Path(request["views"][0]))  # its first frame too: the size as shown
+        info = probe_footage(Path(request["views"][0]))  # its first frame too: the size as shown
         frames = min(info.frames, request.get("frame_end") or info.frames) - request["frame_start"]
         log.append(Event.LOG, message=f"monocular clip: {frames} frame(s) at {info.width}x{info.height}; "
                                       f"generating the other views of every keyframe")
@@ -107,7 +107,7 @@ def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
                          [Path(v) for v in request.get("views") or []], cameras, request["frame_start"],
                          request.get("frame_end"),
                          [m and Path(m) for m in request["masks"]] if request.get("masks") else None,
-                         view_side(settings.texture_size))
+                         view_side(settings.texture_size), request.get("sequence_fps"))
         frames = clip.frames.shape[1]
         log.append(Event.LOG, message=f"{clip.frames.shape[0]} view(s) x {frames} frame(s) at "
                                       f"{clip.frames.shape[3]}x{clip.frames.shape[2]}")
@@ -133,7 +133,8 @@ def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
         manifest = reconstruct_monocular(Path(request["views"][0]), models, folder / "result", settings,
                                          Progress(on_event), cameras[0] if cameras else None, request["frame_start"],
                                          request.get("frame_end"), Path(request["mask"]) if request.get("mask") else None,
-                                         request.get("elevation_deg", 10.0), request.get("seed", 0))
+                                         request.get("elevation_deg", 10.0), request.get("seed", 0),
+                                         request.get("sequence_fps"))
     else:
         manifest = reconstruct(clip, models, folder / "result", settings, Progress(on_event))
     log.append(Event.LOG, message="stage timings (s): " + ", ".join(f"{k} {v}" for k, v in manifest["timings_s"].items()))
