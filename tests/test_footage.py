@@ -141,6 +141,10 @@ def test_a_numbered_image_reads_its_sequence_as_blender_numbers_it(tmp_path: Pat
     for index in range(12):
         Image.fromarray(frames[index]).save(folder / f"f{index}.png")  # f10 sorts before f2 as text
     np.testing.assert_array_equal(read_footage(folder).frames, frames)
+    (folder / "f0.png").write_bytes(b"not a png")  # images outside the range are never read
+    np.testing.assert_array_equal(read_footage(folder, start=3, stop=5).frames, frames[3:5])
+    with pytest.raises(VideoError, match=r"f0\.png: cannot read"):
+        read_footage(folder)
 
 
 def test_bad_footage_is_named(tmp_path: Path) -> None:

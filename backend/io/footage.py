@@ -8,8 +8,9 @@ Only the frames asked for are kept, each shrunk as it is decoded when a ``max_si
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -38,9 +39,10 @@ def read_footage(source: str | Path, fps: float | None = None, start: int = 0, s
     files = _sequence(source)
     if files is None:
         with open_video(source) as (container, stream, rate):
-            return _gather(source, (frame_array(f, "rgba") for f in container.decode(stream)), rate, fps, start, stop,
-                           max_side)
-    return _gather(source, _images(files), sequence_fps or SEQUENCE_FPS, fps, start, stop, max_side)
+            return _gather(source, (partial(frame_array, f, "rgba") for f in container.decode(stream)), rate, fps, start,
+                           stop, max_side)
+    return _gather(source, (partial(_image, file) for file in files), sequence_fps or SEQUENCE_FPS, fps, start, stop,
+                   max_side)
 
 
 def probe_footage(source: str | Path, decode: bool = True, sequence_fps: float | None = None) -> VideoInfo:
@@ -66,20 +68,31 @@ def _sequence(source: Path) -> list[Path] | None:
         raise VideoError(str(error)) from None
 
 
-def _gather(source: Path, rgba: Iterable[np.ndarray], rate: float, fps: float | None, start: int, stop: int | None,
-            max_side: int | None) -> Footage:
-    """Keep the source frames the output range picks, shrunk, stopping the decode once the range is covered."""
+def _gather(source: Path, frames: Iterable[Callable[[], np.ndarray]], rate: float, fps: float | None, start: int,
+            stop: int | None, max_side: int | None) -> Footage:
+    """Keep the source frames the output range picks, shrunk, stopping the decode once the range is covered. Each
+    frame comes as a call that makes its RGBA image, made only for the frames picked (an image sequence's other
+    images are never read, a video's other frames never converted)."""
     if stop is not None and stop <= start:
         raise ValueError(f"{source}: frame range [{start}, {stop}) is empty")
     step = rate / fps if fps else 1.0
     wanted = None if stop is None else {round(j * step) for j in range(start, stop)}
     first, final = round(start * step), None if wanted is None else max(wanted)
     kept: dict[int, np.ndarray] = {}
-    count, last, size, covered = 0, None, (0, 0), False
-    for index, image in enumerate(rgba):
-        count, last, size = index + 1, image, (image.shape[1], image.shape[0])
+    sizes: set[tuple[int, int]] = set()
+
+    def keep(index: int, make: Callable[[], np.ndarray]) -> None:
+        image = make()
+        sizes.add((image.shape[1], image.shape[0]))
+        if len(sizes) > 1:
+            raise VideoError(f"{source}: its frames differ in size ({' and '.join(f'{w}x{h}' for w, h in sorted(sizes))})")
+        kept[index] = _shrunk(image, max_side)
+
+    count, last, covered = 0, None, False
+    for index, make in enumerate(frames):
+        count, last = index + 1, make
         if index in wanted if wanted is not None else index >= first:
-            kept[index] = _shrunk(image, max_side)
+            keep(index, make)
         if final is not None and index >= final:
             covered = True  # the rest of the clip is never decoded
             break
@@ -91,8 +104,8 @@ def _gather(source: Path, rgba: Iterable[np.ndarray], rate: float, fps: float | 
         raise ValueError(f"{source}: frame range [{start}, {stop}) is empty (the clip has {total} at {fps or rate:g} fps)")
     picks = [min(round(j * step), count - 1) for j in range(start, end)]
     if count - 1 in picks and count - 1 not in kept:
-        kept[count - 1] = _shrunk(last, max_side)
-    return _split(np.stack([kept[i] for i in picks]), fps or rate, size)
+        keep(count - 1, last)
+    return _split(np.stack([kept[i] for i in picks]), fps or rate, next(iter(sizes)))
 
 
 def _shrunk(rgba: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -111,18 +124,12 @@ def _shrunk(rgba: np.ndarray, max_side: int | None) -> np.ndarray:
     return np.concatenate([colour, coverage * 255], axis=-1).round().clip(0, 255).astype(np.uint8)
 
 
-def _images(files: list[Path]) -> Iterator[np.ndarray]:
-    size = None
-    for file in files:
-        try:
-            with Image.open(file) as image:
-                rgba = _rgba(image)
-        except OSError as error:
-            raise VideoError(f"{file}: cannot read ({error})") from None
-        if size is not None and rgba.shape != size:
-            raise VideoError(f"{file.parent}: the sequence's images differ in size ({file.name} is {rgba.shape[1]}x{rgba.shape[0]})")
-        size = rgba.shape
-        yield rgba
+def _image(file: Path) -> np.ndarray:
+    try:
+        with Image.open(file) as image:
+            return _rgba(image)
+    except OSError as error:
+        raise VideoError(f"{file}: cannot read ({error})") from None
 
 
 def _rgba(image: Image.Image) -> np.ndarray:
