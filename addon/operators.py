@@ -44,8 +44,10 @@ def camera_elevation(obj: bpy.types.Object) -> float:
     return float(np.clip(np.degrees(np.arcsin(-forward[2])), -45.0, 60.0))
 
 
-def gather_inputs(scene: bpy.types.Scene, space_clip: bpy.types.MovieClip | None = None) -> tuple[list[str], list[dict], int]:
-    """(video paths, cameras, scene frame of the clip's first frame) from the panel's choices; ValueError says what is missing."""
+def gather_inputs(scene: bpy.types.Scene,
+                  space_clip: bpy.types.MovieClip | None = None) -> tuple[list[str], list[dict], int, list[int]]:
+    """(video paths, cameras, the scene frame where the job's first frame shows, each view's file frame shown there)
+    from the panel's choices; ValueError says what is missing."""
     settings = scene.lim4d
     if settings.mode == "MULTI":
         pairs = [(b.camera, b.clip) for b in settings.bindings]
@@ -54,27 +56,59 @@ def gather_inputs(scene: bpy.types.Scene, space_clip: bpy.types.MovieClip | None
         for index, (camera, clip) in enumerate(pairs):
             if camera is None or clip is None:
                 raise ValueError(f"binding {index + 1}: choose both a camera and its clip")
-        check_in_step([clip for _, clip in pairs])
         videos = [clip_file(clip) for _, clip in pairs]
         cameras = [blender_camera(camera, *clip.size) for camera, clip in pairs]
-        return videos, cameras, pairs[0][1].frame_start
+        return videos, cameras, *clip_starts([clip for _, clip in pairs])
     if scene.camera is None:
         raise ValueError("monocular: the scene needs an active camera (the result is placed in front of it)")
     if settings.source == "CLIP":
         clip = space_clip or scene.active_clip
         if clip is None:
             raise ValueError("no active movie clip: open one in the Movie Clip Editor, or choose File")
-        return [clip_file(clip)], [blender_camera(scene.camera, *clip.size)], clip.frame_start
+        return [clip_file(clip)], [blender_camera(scene.camera, *clip.size)], *clip_starts([clip])
     if settings.source == "STRIPS":
         strips = [s for s in _sequencer_strips(scene) if s.select and s.type in ("MOVIE", "IMAGE")]
         if len(strips) != 1:
             raise ValueError(f"select exactly one movie or image strip (selected: {len(strips)})")
-        path = strip_file(strips[0])
-        return [path], [blender_camera(scene.camera, *_video_size(path, scene))], int(strips[0].frame_start)
+        path, strip = strip_file(strips[0]), strips[0]
+        # a strip trimmed at its start shows its content from frame_offset_start on, at frame_final_start
+        return [path], [blender_camera(scene.camera, *_video_size(path, scene))], int(strip.frame_final_start), \
+            [int(strip.frame_offset_start)]
     if not settings.filepath:
         raise ValueError("choose a video file")
     path = bpy.path.abspath(settings.filepath)
-    return [path], [blender_camera(scene.camera, *_video_size(path, scene))], scene.frame_start
+    return [path], [blender_camera(scene.camera, *_video_size(path, scene))], scene.frame_start, [0]
+
+
+def clip_starts(clips: list[bpy.types.MovieClip]) -> tuple[int, list[int]]:
+    """The scene frame where every clip has started (its Start Frame, and its file's first frame), and each clip's
+    file frame shown there: Blender shows a clip's file frame (scene frame - Start Frame + Frame Offset), so clips slid
+    along the timeline to sync them are paired as they play."""
+    base = max(max(c.frame_start, c.frame_start - c.frame_offset) for c in clips)
+    return base, [base - c.frame_start + c.frame_offset for c in clips]
+
+
+def job_request(scene: bpy.types.Scene, space_clip: bpy.types.MovieClip | None = None) -> dict[str, Any]:
+    """The job the panel describes (backend request fields, and base_frame: the scene frame of its first frame).
+    Offsets all views share move the frame range; the rest go as view_offsets."""
+    settings = scene.lim4d
+    videos, cameras, base, offsets = gather_inputs(scene, space_clip)
+    common = min(offsets)
+    request = {"views": videos, "cameras": cameras, "frame_start": settings.frame_start + common,
+               "frame_end": settings.frame_end + common if settings.frame_end else None, "stride": settings.stride,
+               "retime": settings.retime, "quality": settings.quality, "texture_size": settings.texture_size or None,
+               "base_frame": base + settings.frame_start,
+               "sequence_fps": scene.render.fps / scene.render.fps_base}  # image sequences play at the scene's rate
+    if any(offset != common for offset in offsets):
+        request["view_offsets"] = [offset - common for offset in offsets]
+    masks = gather_masks(scene)
+    if settings.mode != "MULTI":
+        request |= {"monocular": True, "elevation_deg": camera_elevation(scene.camera)}
+        if masks:
+            request["mask"] = masks[0]
+    elif masks:
+        request["masks"] = masks
+    return request
 
 
 def gather_masks(scene: bpy.types.Scene) -> list[str | None] | None:
@@ -86,17 +120,6 @@ def gather_masks(scene: bpy.types.Scene) -> list[str | None] | None:
     if not any(b.mask for b in settings.bindings):
         return None
     return [clip_file(b.mask) if b.mask else None for b in settings.bindings]
-
-
-def check_in_step(clips: list[bpy.types.MovieClip]) -> None:
-    """The views' clips must show their first frames at the same scene frame: the backend pairs the views' frames
-    counting from each file's first, so a clip slid along the timeline to sync it would be paired out of step."""
-    starts = [clip.frame_start - clip.frame_offset for clip in clips]
-    if len(set(starts)) > 1:
-        shown = ", ".join(f"{clip.name!r} at {start}" for clip, start in zip(clips, starts, strict=True))
-        raise ValueError(f"the clips' first frames show at different scene frames ({shown}); the backend pairs the views' "
-                         "frames from each file's first: trim the files to a common start, then give every clip the "
-                         "same Start Frame")
 
 
 def clip_file(clip: bpy.types.MovieClip) -> str:
@@ -159,19 +182,7 @@ def start_import(context: bpy.types.Context, request: dict[str, Any] | None = No
     scene = context.scene
     settings = scene.lim4d
     if request is None:
-        videos, cameras, base = gather_inputs(scene, getattr(getattr(context, "space_data", None), "clip", None))
-        request = {"views": videos, "cameras": cameras, "frame_start": settings.frame_start,
-                   "frame_end": settings.frame_end or None, "stride": settings.stride, "retime": settings.retime,
-                   "quality": settings.quality, "texture_size": settings.texture_size or None,
-                   "base_frame": base + settings.frame_start,
-                   "sequence_fps": scene.render.fps / scene.render.fps_base}  # image sequences play at the scene's rate
-        masks = gather_masks(scene)
-        if settings.mode != "MULTI":
-            request |= {"monocular": True, "elevation_deg": camera_elevation(scene.camera)}
-            if masks:
-                request["mask"] = masks[0]
-        elif masks:
-            request["masks"] = masks
+        request = job_request(scene, getattr(getattr(context, "space_data", None), "clip", None))
     prefs = preferences.get(context)
     client = connect(context)
     payload = {k: v for k, v in request.items() if k in JOB_REQUEST_FIELDS}  # base_frame stays in Blender

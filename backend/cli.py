@@ -126,7 +126,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     return run(Path(args.clip) if args.clip else None, Path(args.out), Path(args.checkpoints), settings,
                videos, Path(args.cameras) if args.cameras else None, args.frame_start, args.frame_end,
                [None if m == "-" else Path(m) for m in args.mask] if args.mask else None, args.elevation, args.seed,
-               args.fps)
+               args.fps, args.offsets)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -243,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--frame-end", type=int, default=None, help="exclusive")
     rec.add_argument("--fps", type=float, default=None,
                      help="the frame rate of image sequences (default 24; video files keep their own)")
+    rec.add_argument("--offsets", nargs="+", type=int, default=None,
+                     help="with --views: each view's frames before the clip's first (cameras not started together)")
     rec.set_defaults(handler=_reconstruct)
 
     demo = commands.add_parser("demo", help="the whole job on the bundled models, through the extension in Blender")

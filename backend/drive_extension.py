@@ -79,6 +79,21 @@ def bind_mask(clip_folder: Path, view: int, out: Path) -> None:
     bpy.context.scene.lim4d.bindings[view].mask = bpy.data.movieclips.load(str(write_mask(clip_folder, view, out)))
 
 
+def slide_view(clip_folder: Path, view: int, out: Path, early: int = 2) -> None:
+    """View ``view`` as a camera started ``early`` frames before the others: its clip carries those frames first and is
+    slid back along the timeline by as many (its Start Frame), as one syncs such clips in Blender."""
+    from backend.io.footage import read_footage
+    from backend.io.video import write_mp4
+
+    entry = json.loads((clip_folder / "cameras.json").read_text())["views"][view]
+    frames = read_footage(clip_folder / entry["video"]).frames
+    path = out / f"early_{Path(entry['video']).name}"
+    write_mp4(path, np.concatenate([np.full((early, *frames.shape[1:]), 128, np.uint8), frames]), 24)
+    clip = bpy.data.movieclips.load(str(path))
+    clip.frame_start = bpy.context.scene.lim4d.bindings[view].clip.frame_start - early
+    bpy.context.scene.lim4d.bindings[view].clip = clip
+
+
 def pump(until: float = 600.0, stop_when=None) -> None:
     """Call the add-on's drain as its timer would, until the import ends (or ``stop_when()``)."""
     operators = module("operators")
@@ -306,6 +321,8 @@ def main(options: dict) -> dict:
     bind_clip(Path(options["clip"]))
     if options.get("mask_view") is not None:
         bind_mask(Path(options["clip"]), options["mask_view"], out)
+    if options.get("slide_view") is not None:
+        slide_view(Path(options["clip"]), options["slide_view"], out)
     settings.quality, settings.stride = options.get("quality", "preview"), options.get("stride", 2)
 
     started = time.perf_counter()
@@ -320,6 +337,7 @@ def main(options: dict) -> dict:
     if settings.state != "done":
         return report
     report["request_masks"] = json.loads(settings.last_request).get("masks")
+    report["request_view_offsets"] = json.loads(settings.last_request).get("view_offsets")
     check_import(report, out, options.get("formats", ["GLTF", "FBX", "ABC", "USD"]))
     if options.get("demo"):
         from backend.io.video import read_video

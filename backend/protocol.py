@@ -22,7 +22,8 @@ The backend's first line on stdout is one JSON object: {"lim4d": "listening", "u
 A monocular job is one video with `"monocular": true` and at most one camera (the one that shot it: the
 result is placed where it saw the object); the other views are generated (stage "views"); "mask": its mask clip.
 A multi-view job may carry "masks": a mask clip per view (white = object; null: matte that view from its footage);
-in an upload, each entry names an uploaded "masks" part.
+in an upload, each entry names an uploaded "masks" part. "view_offsets": per view, its frames before the clip's first
+(clips synced by sliding them along a timeline, as in Blender): view v's frame f + view_offsets[v] is the job's frame f.
 
 A view (or mask clip) may be an image sequence instead of a video: a folder of images (all of them, in natural
 order), or a numbered image such as render/frame_0001.png, as Blender's clips name one (that image and the ones
@@ -95,7 +96,7 @@ class Limits:
 # what a job request may hold (the server's JobRequest schema, which refuses anything else; the add-on sends only these)
 JOB_REQUEST_FIELDS = ("clip", "views", "cameras", "cameras_file", "frame_start", "frame_end", "stride", "retime", "times",
                       "quality", "texture_size", "faces", "fit_steps", "monocular", "mask", "masks", "elevation_deg", "seed",
-                      "sequence_fps")
+                      "sequence_fps", "view_offsets")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 SEQUENCE_FPS = 24.0  # the rate of an image sequence when nobody says

@@ -527,14 +527,16 @@ def is_monocular(path: Path | None) -> bool:
 def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings, videos: list[Path] | None = None,
         cameras_json: Path | None = None, frame_start: int = 0, frame_end: int | None = None,
         masks: list[Path | None] | None = None, elevation_deg: float | None = None, seed: int = 0,
-        sequence_fps: float | None = None) -> int:
+        sequence_fps: float | None = None, view_offsets: list[int] | None = None) -> int:
     """The CLI's job: a clip folder, a monocular clip, or ``videos`` with their cameras; ``masks``: mask clips, one
     per view (None: matte that view from its footage), one for a monocular clip; image sequences play at
-    ``sequence_fps``."""
+    ``sequence_fps``; ``view_offsets``: per view, its frames before the clip's first."""
     models = Models.load(checkpoints)  # first: a missing model is the clearer error
     monocular = is_monocular(folder)
     if videos and cameras_json is None:
         raise ValueError("--views needs --cameras (a cameras.json in the clip-folder format)")
+    if view_offsets and not videos:
+        raise ValueError("--offsets goes with --views (one per view); a monocular clip starts at --frame-start")
     if monocular and masks is not None and len(masks) != 1:
         raise ValueError(f"a monocular clip takes one mask clip, got {len(masks)}")
     for given in (folder, *(videos or []), *(masks or []), cameras_json):
@@ -563,7 +565,7 @@ def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings, v
         else:
             cameras = cameras_from_file(cameras_json) if videos else None
             clip = load_clip(None if videos else folder, videos, cameras, frame_start, frame_end, masks,
-                             view_side(settings.texture_size), sequence_fps)
+                             view_side(settings.texture_size), sequence_fps, view_offsets)
             manifest = reconstruct(clip, models, out, settings, Progress(on_event))
     finally:
         bar.close()

@@ -35,7 +35,7 @@ def report(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
                        "--out", str(clip)).returncode == 0
     options = {"archive": str(next(root.glob("lim4d-*.zip"))), "python": sys.executable, "clip": str(clip),
                "out": str(root / "out"), "stride": 2, "quality": "preview", "kill_backend": True, "reopen": True, "cancel": True,
-               "monocular": True, "mask_view": 1}
+               "monocular": True, "mask_view": 1, "slide_view": 2}
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(root / "user"), "PYTHONPATH": str(REPO)}
     done = subprocess.run([request.param, "-m", "backend.drive_extension", json.dumps(options)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
@@ -59,6 +59,12 @@ def test_a_bound_mask_clip_goes_with_its_view(report: dict) -> None:
     others left to the matte), and the backend took the job (the import above finished)."""
     masks = report["request_masks"]
     assert masks[0] is None and masks[2] is None and masks[1].endswith("mask_01.mp4")
+
+
+def test_a_clip_slid_along_the_timeline_is_paired_as_it_plays(report: dict) -> None:
+    """The third view's camera started 2 frames early and its clip was slid back 2 frames to sync it: the job pairs
+    its frame f + 2 with the others' frame f (and the import above finished)."""
+    assert report["request_view_offsets"] == [0, 0, 2]
 
 
 @pytest.mark.parametrize("fmt", ["GLTF", "FBX", "ABC", "USD"])

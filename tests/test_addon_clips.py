@@ -1,7 +1,8 @@
 """Which Blender clips the add-on sends: a movie clip goes by its file, an image-sequence clip or strip by its first
 image (the backend reads the images numbered on from it, as Blender plays them); a sequence Blender would play
-otherwise (a strip whose images skip a number, EXR images) is refused with what to do instead, and so are the views
-of a multi-view job whose clips start at different scene frames (the backend would pair them out of step)."""
+otherwise (a strip whose images skip a number, EXR images) is refused with what to do instead. Clips slid along the
+timeline (Start Frame, Frame Offset) to sync them are paired as Blender plays them: the job starts where every clip
+has started, each view from the file frame it shows there."""
 
 import json
 import subprocess
@@ -22,7 +23,10 @@ SCRIPT = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, sys.argv[1])
     import bpy
+    import lim4d.addon
     from lim4d.addon import operators
+
+    lim4d.addon.register()  # the panel's settings on every scene
 
     report = {}
     for name in ("movie.mp4", "sequence/0001.png", "sequence/0002.png"):
@@ -43,21 +47,25 @@ SCRIPT = textwrap.dedent("""
             report[name] = str(error)
     strips.remove(strip)
     first, second = (bpy.data.movieclips.load(sys.argv[2] + "/movie.mp4") for _ in range(2))
-    operators.check_in_step([first, second])  # both from scene frame 1
+    report["together"] = operators.clip_starts([first, second])  # both from scene frame 1
     second.frame_start, second.frame_offset = 5, 4  # slid, and its first 4 frames cut: in step still
-    operators.check_in_step([first, second])
-    second.frame_offset = 0
-    try:
-        operators.check_in_step([first, second])
-    except ValueError as error:
-        report["out_of_step"] = str(error)
+    report["trimmed"] = operators.clip_starts([first, second])
+    second.frame_offset = 0  # slid only: its first frame shows beside the first clip's fifth
+    report["slid"] = operators.clip_starts([first, second])
+    scene, camera = bpy.context.scene, bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+    scene.lim4d.mode, scene.lim4d.frame_start, scene.lim4d.frame_end = "MULTI", 1, 3
+    for clip in (first, second):
+        binding = scene.lim4d.bindings.add()
+        binding.camera, binding.clip = camera, clip
+    request = operators.job_request(scene)
+    report["request"] = {k: request.get(k) for k in ("frame_start", "frame_end", "view_offsets", "base_frame")}
     print("REPORT " + json.dumps(report))
 """)
 
 
-def test_movie_clips_go_by_file_image_sequences_by_first_image_and_clips_out_of_step_are_refused(tmp_path: Path) -> None:
+def test_clips_go_by_file_or_first_image_and_slid_clips_are_paired_as_blender_plays_them(tmp_path: Path) -> None:
     (tmp_path / "lim4d").symlink_to(REPO)  # the extension's package name, as Blender imports it
-    write_mp4(tmp_path / "movie.mp4", np.full((4, 32, 32, 3), 200, np.uint8), fps=24)
+    write_mp4(tmp_path / "movie.mp4", np.full((12, 32, 32, 3), 200, np.uint8), fps=24)
     (tmp_path / "sequence").mkdir()
     for frame in range(1, 5):
         Image.new("RGB", (32, 32), (frame * 40, 0, 0)).save(tmp_path / "sequence" / f"{frame:04d}.png")
@@ -66,11 +74,14 @@ def test_movie_clips_go_by_file_image_sequences_by_first_image_and_clips_out_of_
     line = next((x for x in done.stdout.splitlines() if x.startswith("REPORT ")), None)
     assert line is not None, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads(line[len("REPORT "):])
-    assert report["movie.mp4"] == {"source": "MOVIE", "sent": str(tmp_path / "movie.mp4"), "frames": 4}
+    assert report["movie.mp4"] == {"source": "MOVIE", "sent": str(tmp_path / "movie.mp4"), "frames": 12}
     for first, frames in ((1, 4), (2, 3)):  # Blender plays the images numbered on from the one a clip names
         name = f"sequence/{first:04d}.png"
         assert report[name] == {"source": "SEQUENCE", "sent": str(tmp_path / name), "frames": frames}
     assert report["strip"] == str(tmp_path / "sequence" / "0001.png")
     assert "Blender plays 3 frame(s), but 4 image(s)" in report["gap"]
     assert ".exr images" in report["exr"] and "PNG" in report["exr"]
-    assert "different scene frames" in report["out_of_step"] and "at 5" in report["out_of_step"]
+    # the scene frame where both clips have started, and the file frame each shows there
+    assert report["together"] == [1, [0, 0]] and report["trimmed"] == [5, [4, 4]] and report["slid"] == [5, [4, 0]]
+    # frames 1-3 of the job from there: the offset both share moves the range, the rest goes per view
+    assert report["request"] == {"frame_start": 1, "frame_end": 3, "view_offsets": [4, 0], "base_frame": 6}

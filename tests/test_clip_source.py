@@ -199,3 +199,27 @@ def test_views_at_other_frame_rates_pair_by_time_and_keyed_views_use_their_alpha
     paired = np.abs(half[even].astype(int) - filmed[1][:3][even]).mean()
     by_index = np.abs(half[inside[[0, 2, 4]]].astype(int) - filmed[1][[0, 2, 4]][inside[[0, 2, 4]]]).mean()
     assert paired < 3 and by_index > 3 * paired, (paired, by_index)
+
+
+def test_views_slid_along_a_timeline_are_paired_by_their_offsets(tmp_path: Path) -> None:
+    """A camera started 3 frames before the others (its clip slid along Blender's timeline to sync it): with an offset
+    of 3 its frame f + 3 is the clip's frame f, and its mask clip, filmed with it, follows; without, it is paired out
+    of step. Offsets are one per view of a clip given as views."""
+    _, cameras, _, render = render_world_clip(1000001, views=2, frames=8, size=64)
+    filmed = render.composite(1.0)
+    early = np.concatenate([np.full((3, 64, 64, 3), 90, np.uint8), filmed[1]])  # 3 frames before the shot
+    write_mp4(tmp_path / "view_0.mp4", filmed[0], fps=24)
+    write_mp4(tmp_path / "view_1.mp4", early, fps=24)
+    write_mask_clip(tmp_path / "mask_1.mp4", np.concatenate([np.zeros((3, 64, 64)), render.alpha[1]]) > 0.5, 24)
+    views = [tmp_path / "view_0.mp4", tmp_path / "view_1.mp4"]
+    synced = load_clip(views=views, cameras=cameras, frame_start=1, frame_end=6, view_offsets=[0, 3],
+                       masks=[None, tmp_path / "mask_1.mp4"])
+    inside = render.alpha[1, 1:6] > 0.99
+    assert synced.frames.shape[:2] == (2, 5)
+    paired = np.abs(synced.frames[1][inside].astype(int) - filmed[1, 1:6][inside]).mean()  # H.264 at 64²: about 7
+    assert iou(synced.matte(1), render.alpha[1, 1:6] > 0.5) > 0.9
+    unsynced = load_clip(views=views, cameras=cameras, frame_start=1, frame_end=6)
+    out_of_step = np.abs(unsynced.frames[1][inside].astype(int) - filmed[1, 1:6][inside]).mean()
+    assert paired < 10 and out_of_step > 2 * paired, (paired, out_of_step)
+    with pytest.raises(ValueError, match="one per view"):
+        load_clip(views=views, cameras=cameras, view_offsets=[3])

@@ -321,6 +321,22 @@ def test_mask_clips_are_checked_against_their_views(clip: Path, tmp_path: Path) 
     assert check_request({"clip": str(folder)}, Limits(), [])["clip"] == str(folder.resolve())
 
 
+def test_view_offsets_are_checked_against_every_views_length(clip: Path) -> None:
+    """Per-view offsets (clips synced along a timeline) count each view's frames from its offset: the range checks
+    use what is left of the shortest, and offsets are one per view of a multi-view job."""
+    entries = json.loads((clip / "cameras.json").read_text())["views"]  # three views of 6 frames
+    request = {"views": [str(clip / e["video"]) for e in entries], "cameras": [e["camera"] for e in entries]}
+    assert check_request(dict(request, view_offsets=[0, 2, 1], frame_start=3), Limits(), [])["view_offsets"] == [0, 2, 1]
+    with pytest.raises(RequestError, match=r"past the clip's end \(4 frames\)"):
+        check_request(dict(request, view_offsets=[0, 2, 1], frame_start=4), Limits(), [])
+    with pytest.raises(RequestError, match="no frames left"):
+        check_request(dict(request, view_offsets=[0, 6, 0]), Limits(), [])
+    with pytest.raises(RequestError, match="one per view"):
+        check_request(dict(request, view_offsets=[0, 2]), Limits(), [])
+    with pytest.raises(RequestError, match="monocular"):
+        check_request({"views": request["views"][:1], "monocular": True, "view_offsets": [2]}, Limits(), [])
+
+
 def test_upload_runs_a_job_from_files_sent_over_http(backend: Backend, clip: Path) -> None:
     entries = json.loads((clip / "cameras.json").read_text())["views"]
     with httpx.Client() as client:

@@ -57,21 +57,28 @@ def cameras_from_file(path: Path) -> list[Camera]:
 
 def load_clip(clip: Path | None = None, views: list[Path] | None = None, cameras: list[Camera] | None = None,
               frame_start: int = 0, frame_end: int | None = None, masks: list[Path | None] | None = None,
-              max_side: int | None = VIEW_SIDE, sequence_fps: float | None = None) -> ClipFolder:
+              max_side: int | None = VIEW_SIDE, sequence_fps: float | None = None,
+              view_offsets: list[int] | None = None) -> ClipFolder:
     """The frames [frame_start, frame_end) of a clip folder, or of videos seen by ``cameras`` (same order), each
     view over white (``ClipFolder.put_on_white``). ``masks``: a mask clip per view (white = object; None: matte
     that view from its footage), over the same frames; they replace a clip folder's own. Videos are kept at most
     ``max_side`` pixels a side (None: as filmed), and videos of different sizes (a phone beside a camera) at the
     first one's size, their cameras and masks with them. A clip folder (the world's format, at the models' sizes)
-    is read as it is. Image sequences play at ``sequence_fps`` (default: the first view's rate, 24 when it is one)."""
-    loaded, sizes = _load_frames(clip, views, cameras, frame_start, frame_end, max_side, sequence_fps)
+    is read as it is. Image sequences play at ``sequence_fps`` (default: the first view's rate, 24 when it is one).
+    ``view_offsets``: per view, its frames before the clip's first (views synced by sliding them along a timeline):
+    view v's frame ``f + view_offsets[v]`` is the clip's frame f, its mask clip's likewise."""
+    offsets = view_offsets or [0] * len(views or [])
+    if view_offsets and (clip is not None or len(view_offsets) != len(views or []) or min(view_offsets) < 0):
+        raise ValueError(f"view offsets {view_offsets}: give one per view (0 or more frames), for views, not a clip folder")
+    loaded, sizes = _load_frames(clip, views, cameras, frame_start, frame_end, max_side, sequence_fps, offsets)
     if masks is not None:
         if len(masks) != len(loaded.cameras):
             raise ValueError(f"{len(masks)} mask clip(s) for {len(loaded.cameras)} view(s): give one per view (or none)")
         for view, mask in enumerate(masks):
             if mask is not None:
-                stop = frame_start + loaded.frames.shape[1]
-                given = read_footage(mask, loaded.fps, frame_start, stop, max_side, sequence_fps or loaded.fps)
+                start = frame_start + (offsets[view] if offsets else 0)
+                given = read_footage(mask, loaded.fps, start, start + loaded.frames.shape[1], max_side,
+                                     sequence_fps or loaded.fps)
                 filmed = given.source_size
                 if filmed != sizes[view]:
                     raise ValueError(f"{mask}: {len(given.frames)} frame(s) at {filmed[0]}x{filmed[1]}; its view {view} was "
@@ -82,8 +89,8 @@ def load_clip(clip: Path | None = None, views: list[Path] | None = None, cameras
 
 
 def _load_frames(clip: Path | None, views: list[Path] | None, cameras: list[Camera] | None, frame_start: int,
-                 frame_end: int | None, max_side: int | None,
-                 sequence_fps: float | None) -> tuple[ClipFolder, list[tuple[int, int]]]:
+                 frame_end: int | None, max_side: int | None, sequence_fps: float | None,
+                 offsets: list[int]) -> tuple[ClipFolder, list[tuple[int, int]]]:
     """The clip, and each view's footage size (width, height) as filmed."""
     if clip is not None:
         whole = read_clip_folder(clip)
@@ -99,7 +106,9 @@ def _load_frames(clip: Path | None, views: list[Path] | None, cameras: list[Came
     for index, (video, camera) in enumerate(zip(views, cameras, strict=True)):
         # the first view sets the clip's rate; a view filmed at another rate gives its frames nearest the same instants,
         # and an image sequence, which has no rate of its own, is taken at the clip's unless its rate is given
-        footage = read_footage(video, fps, frame_start, frame_end, max_side, sequence_fps or fps)
+        skip = offsets[index]
+        footage = read_footage(video, fps, frame_start + skip, None if frame_end is None else frame_end + skip, max_side,
+                               sequence_fps or fps)
         seeing.append(camera.seeing(*footage.source_size, f"view {index + 1} ({Path(video).name})"))
         if frames is None:  # every view goes straight into one array: no second copy of the whole clip
             frames, fps = np.empty((len(views), *footage.frames.shape), np.uint8), footage.fps

@@ -55,6 +55,9 @@ class JobRequest(BaseModel):
                                            "object; null: matte that view), overriding the matte and a clip folder's")
     elevation_deg: float = Field(10.0, ge=-45.0, le=60.0, description="monocular: the camera's height over the object")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="monocular: seed of the generated views")
+    view_offsets: list[Annotated[int, Field(ge=0, le=10**7)]] | None = Field(
+        None, max_length=64, description="multi-view: per view, its frames before the clip's first (views synced by "
+        "sliding them along a timeline)")
     sequence_fps: float | None = Field(None, ge=1.0, le=240.0, description="the frame rate of image-sequence views "
                                        "(default 24; video files keep their own)")
 

@@ -111,6 +111,10 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
         raise RequestError(400, "the request names no videos")
     if len(videos) > limits.max_views:
         raise RequestError(413, f"{len(videos)} views exceed the limit of {limits.max_views}")
+    offsets = request.get("view_offsets") or [0] * len(videos)
+    if request.get("view_offsets") and (request.get("monocular") or request.get("clip") or len(offsets) != len(videos)):
+        raise RequestError(400, f"view_offsets: one per view of a multi-view job with views ({len(offsets)} for "
+                                f"{len(videos)} view(s){', a monocular job' if request.get('monocular') else ''})")
     # once each: the mask checks and the frame count read them
     probed = [check_video(v, limits, request.get("sequence_fps")) for v in videos]
     if request.get("monocular"):
@@ -141,7 +145,10 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
             camera.seeing(seen.width, seen.height, f"view {index + 1} ({video.name})")
         except ValueError as error:
             raise RequestError(400, str(error)) from None
-    frames = min(info.frames for info in probed)
+    frames = min(info.frames - offset for info, offset in zip(probed, offsets, strict=True))  # after every view's offset
+    if frames <= 0:
+        raise RequestError(400, f"view_offsets {offsets}: a view has no frames left after its offset ("
+                                f"{', '.join(str(info.frames) for info in probed)} frames)")
 
     start = request.get("frame_start") or 0
     end = request.get("frame_end")

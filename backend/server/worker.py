@@ -107,7 +107,7 @@ def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
                          [Path(v) for v in request.get("views") or []], cameras, request["frame_start"],
                          request.get("frame_end"),
                          [m and Path(m) for m in request["masks"]] if request.get("masks") else None,
-                         view_side(settings.texture_size), request.get("sequence_fps"))
+                         view_side(settings.texture_size), request.get("sequence_fps"), request.get("view_offsets"))
         frames = clip.frames.shape[1]
         log.append(Event.LOG, message=f"{clip.frames.shape[0]} view(s) x {frames} frame(s) at "
                                       f"{clip.frames.shape[3]}x{clip.frames.shape[2]}")
