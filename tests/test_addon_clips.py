@@ -59,6 +59,12 @@ SCRIPT = textwrap.dedent("""
         binding.camera, binding.clip = camera, clip
     request = operators.job_request(scene)
     report["request"] = {k: request.get(k) for k in ("frame_start", "frame_end", "view_offsets", "base_frame")}
+    movie = strips.new_movie("movie", sys.argv[2] + "/movie.mp4", 1, 7)  # a strip from scene frame 7 ...
+    movie.frame_offset_start, movie.select = 2, True  # ... its first 2 frames trimmed: it shows from frame 9
+    scene.camera, scene.lim4d.mode, scene.lim4d.source = camera, "MONO", "STRIPS"
+    request = operators.job_request(scene)
+    report["strip_request"] = {k: request.get(k) for k in ("frame_start", "frame_end", "base_frame", "monocular")}
+    strips.remove(movie)
     print("REPORT " + json.dumps(report))
 """)
 
@@ -85,3 +91,5 @@ def test_clips_go_by_file_or_first_image_and_slid_clips_are_paired_as_blender_pl
     assert report["together"] == [1, [0, 0]] and report["trimmed"] == [5, [4, 4]] and report["slid"] == [5, [4, 0]]
     # frames 1-3 of the job from there: the offset both share moves the range, the rest goes per view
     assert report["request"] == {"frame_start": 1, "frame_end": 3, "view_offsets": [4, 0], "base_frame": 6}
+    # a trimmed strip: the job starts where the strip shows, from the first frame it shows
+    assert report["strip_request"] == {"frame_start": 3, "frame_end": 5, "base_frame": 10, "monocular": True}

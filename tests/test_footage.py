@@ -118,6 +118,28 @@ def test_shrinking_footage_with_alpha_keeps_outline_colours(tmp_path: Path) -> N
     assert np.abs(on_white - expected).max() < 2
 
 
+@pytest.mark.parametrize(("codec", "pix_fmt"), [("png", "rgba"), ("qtrle", "argb")])
+def test_video_with_alpha_keeps_it(tmp_path: Path, codec: str, pix_fmt: str) -> None:
+    """A keyed video (PNG or Animation codec in a MOV, as compositors export them) is read with its alpha, shrunk with
+    it too; an H.264 clip, which has none, is read as RGB."""
+    frames, masks = moving_disc()
+    path = tmp_path / "keyed.mov"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(12))
+        stream.width, stream.height, stream.pix_fmt = 64, 64, pix_fmt
+        for frame, mask in zip(frames, masks, strict=True):
+            rgba = np.dstack([frame, mask.astype(np.uint8) * 255])
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgba, format="rgba")))
+        container.mux(stream.encode())
+    for side in (None, 32):
+        footage = read_footage(path, max_side=side)
+        truth = masks if side is None else np.stack([cv2.resize(m.astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA)
+                                                     for m in masks])
+        assert footage.alpha is not None and np.abs(footage.alpha - truth).max() < 0.01
+    plain = read_footage(write_clip(tmp_path / "plain.mp4", frames, "libx264", "yuv420p"), max_side=32)
+    assert plain.alpha is None and plain.frames.shape == (6, 32, 32, 3)
+
+
 def test_a_numbered_image_reads_its_sequence_as_blender_numbers_it(tmp_path: Path) -> None:
     """A numbered image (as a Blender clip names its sequence) reads it and the images numbered on from it, up to the
     first gap, at the rate given (24 by default); a folder reads all its images in natural order (9 before 10)."""

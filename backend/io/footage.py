@@ -39,7 +39,8 @@ def read_footage(source: str | Path, fps: float | None = None, start: int = 0, s
     files = _sequence(source)
     if files is None:
         with open_video(source) as (container, stream, rate):
-            return _gather(source, (partial(frame_array, f, "rgba") for f in container.decode(stream)), rate, fps, start,
+            layout = "rgba" if _may_have_alpha(stream) else "rgb24"  # RGBA conversion costs a third more a frame
+            return _gather(source, (partial(frame_array, f, layout) for f in container.decode(stream)), rate, fps, start,
                            stop, max_side)
     return _gather(source, (partial(_image, file) for file in files), sequence_fps or SEQUENCE_FPS, fps, start, stop,
                    max_side)
@@ -59,6 +60,12 @@ def probe_footage(source: str | Path, decode: bool = True, sequence_fps: float |
         raise VideoError(f"{files[0]}: cannot read ({error})") from None
     rate = sequence_fps or SEQUENCE_FPS
     return VideoInfo(width, height, len(files), rate, len(files) / rate, "image sequence")
+
+
+def _may_have_alpha(stream) -> bool:
+    """Whether a video stream's pixels can carry alpha (an alpha plane, or a palette: GIFs); unknown counts as yes."""
+    layout = stream.codec_context.format
+    return layout is None or layout.has_palette or any(component.is_alpha for component in layout.components)
 
 
 def _sequence(source: Path) -> list[Path] | None:
@@ -109,13 +116,13 @@ def _gather(source: Path, frames: Iterable[Callable[[], np.ndarray]], rate: floa
 
 
 def _shrunk(rgba: np.ndarray, max_side: int | None) -> np.ndarray:
-    """An RGBA frame averaged down to at most ``max_side`` a side. Colour is averaged premultiplied by alpha, so an
+    """An RGBA (or RGB) frame averaged down to at most ``max_side`` a side. Colour is averaged premultiplied by alpha, so an
     outline pixel keeps the object's colour at its share of coverage (straight colours would bleed the backdrop in)."""
     height, width = rgba.shape[:2]
     size = shrunk_size(width, height, max_side)
     if size == (width, height):
         return rgba
-    if rgba[..., 3].min() == 255:
+    if rgba.shape[2] == 3 or rgba[..., 3].min() == 255:
         return cv2.resize(rgba, size, interpolation=cv2.INTER_AREA)
     alpha = rgba[..., 3:].astype(np.float32) / 255
     premultiplied = cv2.resize(rgba[..., :3].astype(np.float32) * alpha, size, interpolation=cv2.INTER_AREA)
@@ -142,7 +149,9 @@ def _rgba(image: Image.Image) -> np.ndarray:
 
 
 def _split(rgba: np.ndarray, fps: float, source_size: tuple[int, int]) -> Footage:
-    """RGB, and alpha only when it says something (not everywhere opaque)."""
+    """RGB, and alpha only when it says something (not everywhere opaque); RGB frames have none."""
+    if rgba.shape[-1] == 3:
+        return Footage(rgba, None, fps, source_size)
     alpha = rgba[..., 3]
     real_alpha = alpha.min() < 255
     return Footage(np.ascontiguousarray(rgba[..., :3]), alpha.astype(np.float32) / 255 if real_alpha else None, fps,
