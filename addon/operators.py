@@ -13,6 +13,7 @@ import sys
 import threading
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,11 @@ def camera_elevation(obj: bpy.types.Object) -> float:
     return float(np.clip(np.degrees(np.arcsin(-forward[2])), -45.0, 60.0))
 
 
-def gather_inputs(scene: bpy.types.Scene,
-                  space_clip: bpy.types.MovieClip | None = None) -> tuple[list[str], list[dict], int, list[int]]:
-    """(video paths, cameras, the scene frame where the job's first frame shows, each view's file frame shown there)
-    from the panel's choices; ValueError says what is missing."""
+def gather_inputs(scene: bpy.types.Scene, space_clip: bpy.types.MovieClip | None = None
+                  ) -> tuple[list[str], list[dict], int, list[int], int | None]:
+    """(video paths, cameras, the scene frame where the job's first frame shows, each view's file frame shown there,
+    how many frames Blender shows from there: None to the clip's end) from the panel's choices; ValueError says what
+    is missing."""
     settings = scene.lim4d
     if settings.mode == "MULTI":
         pairs = [(b.camera, b.clip) for b in settings.bindings]
@@ -58,26 +60,28 @@ def gather_inputs(scene: bpy.types.Scene,
                 raise ValueError(f"binding {index + 1}: choose both a camera and its clip")
         videos = [clip_file(clip) for _, clip in pairs]
         cameras = [blender_camera(camera, *clip.size) for camera, clip in pairs]
-        return videos, cameras, *clip_starts([clip for _, clip in pairs])
+        return videos, cameras, *clip_starts([clip for _, clip in pairs]), None
     if scene.camera is None:
         raise ValueError("monocular: the scene needs an active camera (the result is placed in front of it)")
     if settings.source == "CLIP":
         clip = space_clip or scene.active_clip
         if clip is None:
             raise ValueError("no active movie clip: open one in the Movie Clip Editor, or choose File")
-        return [clip_file(clip)], [blender_camera(scene.camera, *clip.size)], *clip_starts([clip])
+        return [clip_file(clip)], [blender_camera(scene.camera, *clip.size)], *clip_starts([clip]), None
     if settings.source == "STRIPS":
         strips = [s for s in _sequencer_strips(scene) if s.select and s.type in ("MOVIE", "IMAGE")]
         if len(strips) != 1:
             raise ValueError(f"select exactly one movie or image strip (selected: {len(strips)})")
         path, strip = strip_file(strips[0]), strips[0]
-        # a strip trimmed at its start shows its content from frame_offset_start on, at frame_final_start
+        # a strip trimmed at its start (soft and hard cuts) shows its content from that many frames on, at
+        # frame_final_start, for frame_final_duration frames
+        skipped = int(strip.frame_offset_start) + int(getattr(strip, "animation_offset_start", 0))
         return [path], [blender_camera(scene.camera, *_video_size(path, scene))], int(strip.frame_final_start), \
-            [int(strip.frame_offset_start)]
+            [skipped], int(strip.frame_final_duration)
     if not settings.filepath:
         raise ValueError("choose a video file")
     path = bpy.path.abspath(settings.filepath)
-    return [path], [blender_camera(scene.camera, *_video_size(path, scene))], scene.frame_start, [0]
+    return [path], [blender_camera(scene.camera, *_video_size(path, scene))], scene.frame_start, [0], None
 
 
 def clip_starts(clips: list[bpy.types.MovieClip]) -> tuple[int, list[int]]:
@@ -90,17 +94,19 @@ def clip_starts(clips: list[bpy.types.MovieClip]) -> tuple[int, list[int]]:
 
 def job_request(scene: bpy.types.Scene, space_clip: bpy.types.MovieClip | None = None) -> dict[str, Any]:
     """The job the panel describes (backend request fields, and base_frame: the scene frame of its first frame).
-    Offsets all views share move the frame range; the rest go as view_offsets."""
+    A single clip's offset moves the frame range; a multi-view job's go as view_offsets, each in its own view's frames
+    (views filmed at other rates count their own)."""
     settings = scene.lim4d
-    videos, cameras, base, offsets = gather_inputs(scene, space_clip)
-    common = min(offsets)
+    videos, cameras, base, offsets, length = gather_inputs(scene, space_clip)
+    common = offsets[0] if len(offsets) == 1 else 0
+    end = min(settings.frame_end or length, length) if length is not None else settings.frame_end or None
     request = {"views": videos, "cameras": cameras, "frame_start": settings.frame_start + common,
-               "frame_end": settings.frame_end + common if settings.frame_end else None, "stride": settings.stride,
+               "frame_end": end + common if end else None, "stride": settings.stride,
                "retime": settings.retime, "quality": settings.quality, "texture_size": settings.texture_size or None,
                "base_frame": base + settings.frame_start,
                "sequence_fps": scene.render.fps / scene.render.fps_base}  # image sequences play at the scene's rate
-    if any(offset != common for offset in offsets):
-        request["view_offsets"] = [offset - common for offset in offsets]
+    if len(offsets) > 1 and any(offsets):
+        request["view_offsets"] = offsets
     masks = gather_masks(scene)
     if settings.mode != "MULTI":
         request |= {"monocular": True, "elevation_deg": camera_elevation(scene.camera)}
@@ -128,29 +134,36 @@ def clip_file(clip: bpy.types.MovieClip) -> str:
     path = bpy.path.abspath(clip.filepath, library=clip.library)
     if not Path(path).is_file():
         raise ValueError(f"clip {clip.name!r}: file not found ({path})")
-    if clip.source == "SEQUENCE":
-        check_sequence(clip.name, path, clip.frame_duration)
+    if clip.source == "SEQUENCE":  # Blender counts a sequence's images from its Frame Offset on (once reloaded)
+        check_sequence(clip.name, path, [clip.frame_duration, clip.frame_duration + clip.frame_offset])
     return path
 
 
-def check_sequence(name: str, path: str, frames: int) -> None:
-    """An image sequence the backend reads as Blender plays it: images it decodes, as many as Blender counts."""
+def check_sequence(name: str, path: str, counts: Sequence[int]) -> list[Path]:
+    """The images the backend reads for a sequence that starts at ``path``, when Blender plays as many (one of
+    ``counts``); else ValueError with what to do."""
     if Path(path).suffix.lower() not in IMAGE_SUFFIXES:
         raise ValueError(f"{name!r}: a sequence of {Path(path).suffix} images; lim4d reads {', '.join(IMAGE_SUFFIXES)} "
                          "(save the sequence as PNG, or render it to a movie)")
-    found = len(image_sequence(Path(path)))
-    if found != frames:
-        raise ValueError(f"{name!r}: Blender plays {frames} frame(s), but {found} image(s) are numbered on from "
+    files = image_sequence(Path(path))
+    if len(files) not in counts:
+        raise ValueError(f"{name!r}: Blender plays {counts[0]} frame(s), but {len(files)} image(s) are numbered on from "
                          f"{Path(path).name} without a gap (the backend reads those); play exactly the images numbered "
                          "one after another from the first")
+    return files
 
 
 def strip_file(strip: bpy.types.Strip) -> str:
-    """The file a sequencer strip plays: its movie, or the first image of its image sequence."""
+    """The file a sequencer strip plays: its movie, or the first image of its image sequence (whose images must be
+    the ones numbered on from it; the job stops at the strip's end)."""
     if strip.type == "MOVIE":
         return bpy.path.abspath(strip.filepath)
     path = str(Path(bpy.path.abspath(strip.directory)) / strip.elements[0].filename)
-    check_sequence(strip.name, path, len(strip.elements))
+    names = [element.filename for element in strip.elements]
+    files = check_sequence(strip.name, path, range(len(names), sys.maxsize))  # more images after it are not played
+    if [file.name for file in files[:len(names)]] != names:
+        raise ValueError(f"{strip.name!r}: its images are not the ones numbered one after another from {names[0]} (the "
+                         "backend reads those); make a strip of images numbered without a gap")
     return path
 
 

@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--fps", type=float, default=None,
                      help="the frame rate of image sequences (default 24; video files keep their own)")
     rec.add_argument("--offsets", nargs="+", type=int, default=None,
-                     help="with --views: each view's frames before the clip's first (cameras not started together)")
+                     help="with --views: each view's own frames before the clip's first (cameras not started together)")
     rec.set_defaults(handler=_reconstruct)
 
     demo = commands.add_parser("demo", help="the whole job on the bundled models, through the extension in Blender")

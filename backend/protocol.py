@@ -105,9 +105,10 @@ SEQUENCE_FPS = 24.0  # the rate of an image sequence when nobody says
 def image_sequence(path: Path) -> list[Path] | None:
     """The images a view path names, in order, or None when it names something else (a video file).
 
-    A folder: its images in natural order (frame_9 before frame_10). A numbered image (frame_0001.png): it and the
-    images numbered on from it with the same name around the number, up to the first gap. Any other image: itself.
-    ValueError for a folder without images."""
+    A folder: its images in natural order (frame_9 before frame_10). A numbered image: it and the images numbered on
+    from it up to the first gap, as Blender plays a clip's sequence (the number is the name's last run of digits,
+    frame_0001.png or shot_0001_beauty.png, and the next name keeps its width: frame_0002.png). Any other image:
+    itself. ValueError for a folder without images."""
     path = Path(path)
     if path.is_dir():
         files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=_natural)
@@ -116,15 +117,13 @@ def image_sequence(path: Path) -> list[Path] | None:
         return files
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return None
-    numbered = re.fullmatch(r"(.*?)(\d+)", path.stem)
-    if numbered is None or not path.parent.is_dir():
+    numbered = re.fullmatch(r"(.*?)(\d+)(\D*)", path.stem)
+    if numbered is None:
         return [path]
-    stem, first = numbered.group(1), int(numbered.group(2))
-    pattern = re.compile(re.escape(stem) + r"(\d+)" + re.escape(path.suffix))
-    numbers = {int(m.group(1)): p for p in path.parent.iterdir() if (m := pattern.fullmatch(p.name))}
-    files, number = [], first
-    while number in numbers:
-        files.append(numbers[number])
+    head, digits, tail = numbered.groups()
+    files, number = [], int(digits)
+    while (file := path.with_name(f"{head}{number:0{len(digits)}d}{tail}{path.suffix}")).is_file():
+        files.append(file)
         number += 1
     return files or [path]
 

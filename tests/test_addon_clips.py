@@ -40,7 +40,7 @@ SCRIPT = textwrap.dedent("""
     report["strip"] = operators.strip_file(strip)
     strip.elements.pop(2)  # 0001, 0002, 0004: a gap
     for name, check in (("gap", lambda: operators.strip_file(strip)),
-                        ("exr", lambda: operators.check_sequence("renders", sys.argv[2] + "/renders/0001.exr", 4))):
+                        ("exr", lambda: operators.check_sequence("renders", sys.argv[2] + "/renders/0001.exr", [4]))):
         try:
             check()
         except ValueError as error:
@@ -64,6 +64,15 @@ SCRIPT = textwrap.dedent("""
     scene.camera, scene.lim4d.mode, scene.lim4d.source = camera, "MONO", "STRIPS"
     request = operators.job_request(scene)
     report["strip_request"] = {k: request.get(k) for k in ("frame_start", "frame_end", "base_frame", "monocular")}
+    movie.select = False
+    short = strips.new_image("short", sys.argv[2] + "/sequence/0001.png", 1, 1)  # 2 of the 4 images numbered on
+    short.elements.append("0002.png")
+    short.select = True
+    request = operators.job_request(scene)
+    report["short_request"] = {k: request.get(k) for k in ("views", "frame_start", "frame_end", "base_frame")}
+    trimmed = bpy.data.movieclips.load(sys.argv[2] + "/sequence/0001.png")
+    trimmed.frame_offset = 1  # a sequence clip whose first image is cut
+    report["trimmed_sequence"] = operators.clip_file(trimmed)
     strips.remove(movie)
     print("REPORT " + json.dumps(report))
 """)
@@ -85,7 +94,7 @@ def test_clips_go_by_file_or_first_image_and_slid_clips_are_paired_as_blender_pl
         name = f"sequence/{first:04d}.png"
         assert report[name] == {"source": "SEQUENCE", "sent": str(tmp_path / name), "frames": frames}
     assert report["strip"] == str(tmp_path / "sequence" / "0001.png")
-    assert "Blender plays 3 frame(s), but 4 image(s)" in report["gap"]
+    assert "not the ones numbered one after another from 0001.png" in report["gap"]
     assert ".exr images" in report["exr"] and "PNG" in report["exr"]
     # the scene frame where both clips have started, and the file frame each shows there
     assert report["together"] == [1, [0, 0]] and report["trimmed"] == [5, [4, 4]] and report["slid"] == [5, [4, 0]]
@@ -93,3 +102,7 @@ def test_clips_go_by_file_or_first_image_and_slid_clips_are_paired_as_blender_pl
     assert report["request"] == {"frame_start": 1, "frame_end": 3, "view_offsets": [4, 0], "base_frame": 6}
     # a trimmed strip: the job starts where the strip shows, from the first frame it shows
     assert report["strip_request"] == {"frame_start": 3, "frame_end": 5, "base_frame": 10, "monocular": True}
+    # an image strip of the first 2 of 4 numbered images: the job stops where the strip does
+    first_image = str(tmp_path / "sequence" / "0001.png")
+    assert report["short_request"] == {"views": [first_image], "frame_start": 1, "frame_end": 2, "base_frame": 2}
+    assert report["trimmed_sequence"] == first_image

@@ -89,6 +89,18 @@ def test_a_clip_folder_reads_the_mask_clips_its_cameras_json_names(tmp_path: Pat
     clip = load_clip(tmp_path, frame_end=2)
     assert clip.put_on_white_views == (1,) and clip.frames.shape[1] == 2
     assert iou(clip.matte(1), truth[1, :2]) > 0.97 and iou(clip.matte(0), truth[0, :2]) > 0.9
+    # a view and a mask may be image sequences too (a numbered image: the images numbered on from it)
+    from PIL import Image
+
+    (tmp_path / "frames").mkdir()
+    for index, (frame, mask) in enumerate(zip(filmed[1], truth[1], strict=True)):
+        Image.fromarray(frame).save(tmp_path / "frames" / f"view_1_{index:03d}.png")
+        Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "frames" / f"mask_1_{index:03d}.png")
+    manifest["views"][1] |= {"video": "frames/view_1_000.png", "mask": "frames/mask_1_000.png"}
+    (tmp_path / "cameras.json").write_text(json.dumps(manifest))
+    from_images = load_clip(tmp_path, frame_end=2)
+    np.testing.assert_array_equal(from_images.matte(1), truth[1, :2])
+    assert np.abs(from_images.frames[1].astype(int) - clip.frames[1]).mean() < 3  # the video's frames, less its codec
 
 
 def test_views_filmed_turned_load_upright_and_a_camera_of_another_shape_is_refused(tmp_path: Path) -> None:
@@ -202,18 +214,23 @@ def test_views_at_other_frame_rates_pair_by_time_and_keyed_views_use_their_alpha
 
 
 def test_views_slid_along_a_timeline_are_paired_by_their_offsets(tmp_path: Path) -> None:
-    """A camera started 3 frames before the others (its clip slid along Blender's timeline to sync it): with an offset
-    of 3 its frame f + 3 is the clip's frame f, and its mask clip, filmed with it, follows; without, it is paired out
-    of step. Offsets are one per view of a clip given as views."""
+    """A 48-fps camera started 6 of its frames (3 of the clip's 24-fps frames) before the other (its clip slid along
+    Blender's timeline to sync it): with an offset of 6 its frames pair with the other's by time, and its mask, a PNG
+    sequence of one image a frame of its view, follows; without, it is paired out of step. Offsets are one per view."""
+    from PIL import Image
+
     _, cameras, _, render = render_world_clip(1000001, views=2, frames=8, size=64)
     filmed = render.composite(1.0)
-    early = np.concatenate([np.full((3, 64, 64, 3), 90, np.uint8), filmed[1]])  # 3 frames before the shot
+    early = np.concatenate([np.full((6, 64, 64, 3), 90, np.uint8), np.repeat(filmed[1], 2, axis=0)])
     write_mp4(tmp_path / "view_0.mp4", filmed[0], fps=24)
-    write_mp4(tmp_path / "view_1.mp4", early, fps=24)
-    write_mask_clip(tmp_path / "mask_1.mp4", np.concatenate([np.zeros((3, 64, 64)), render.alpha[1]]) > 0.5, 24)
+    write_mp4(tmp_path / "view_1.mp4", early, fps=48)
+    masks = tmp_path / "mask_1"
+    masks.mkdir()
+    for index, alpha in enumerate(np.concatenate([np.zeros((6, 64, 64)), np.repeat(render.alpha[1], 2, axis=0)])):
+        Image.fromarray((alpha > 0.5).astype(np.uint8) * 255).save(masks / f"{index:04d}.png")
     views = [tmp_path / "view_0.mp4", tmp_path / "view_1.mp4"]
-    synced = load_clip(views=views, cameras=cameras, frame_start=1, frame_end=6, view_offsets=[0, 3],
-                       masks=[None, tmp_path / "mask_1.mp4"])
+    synced = load_clip(views=views, cameras=cameras, frame_start=1, frame_end=6, view_offsets=[0, 6],
+                       masks=[None, masks], sequence_fps=24)  # the scene's rate, as the add-on sends it
     inside = render.alpha[1, 1:6] > 0.99
     assert synced.frames.shape[:2] == (2, 5)
     paired = np.abs(synced.frames[1][inside].astype(int) - filmed[1, 1:6][inside]).mean()  # H.264 at 64²: about 7

@@ -158,6 +158,12 @@ def test_a_numbered_image_reads_its_sequence_as_blender_numbers_it(tmp_path: Pat
     grey = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)  # a 16-bit mask, as renders write them
     cv2.imwrite(str(tmp_path / "mask_1.png"), grey)
     assert np.abs(read_footage(tmp_path / "mask_1.png").frames[0, ..., 1].astype(int) - grey / 257).max() <= 0.5
+    turned = Image.fromarray(frames[0][:, :40])  # 40 wide, 64 tall as stored ...
+    exif = turned.getexif()
+    exif[0x0112] = 6  # ... and shown turned a quarter (a phone held upright): 64 wide, 40 tall
+    turned.save(tmp_path / "phone_1.jpg", exif=exif)
+    assert read_footage(tmp_path / "phone_1.jpg").frames.shape[1:3] == (40, 64)
+    assert (probe_footage(tmp_path / "phone_1.jpg").width, probe_footage(tmp_path / "phone_1.jpg").height) == (64, 40)
     folder = tmp_path / "unpadded"
     folder.mkdir()
     for index in range(12):

@@ -22,7 +22,7 @@ import psutil
 import pytest
 from PIL import Image
 
-from backend.client import Client
+from backend.client import BackendError, Client
 from backend.io.footage import read_footage
 from backend.io.video import write_mask_clip, write_mp4
 from backend.protocol import SHAPE_HEADER, Event, Limits
@@ -319,6 +319,29 @@ def test_mask_clips_are_checked_against_their_views(clip: Path, tmp_path: Path) 
     manifest["views"][2]["mask"] = "view_00.mp4"
     (folder / "cameras.json").write_text(json.dumps(manifest))
     assert check_request({"clip": str(folder)}, Limits(), [])["clip"] == str(folder.resolve())
+
+
+def test_an_uploaded_sequence_counts_its_images_once_against_the_limit(tmp_path: Path) -> None:
+    """Under a 1-MB upload limit, a sequence of 0.8 MB goes (its zip and its unpacked images are the same bytes,
+    counted once) and one of 1.2 MB is refused with 413."""
+    server = Backend(tmp_path / "jobs", "--max-upload-mb", "1")
+    rng = np.random.default_rng(0)
+    try:
+        client = Client(server.url, server.token)
+        for count in (4, 6):
+            folder = tmp_path / f"noise_{count}"
+            folder.mkdir()
+            for index in range(count):  # noise does not compress: about 197 kB an image
+                Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(folder / f"{index}.png")
+            if count == 4:
+                job = client.upload({"quality": "preview", "monocular": True}, [], [folder])
+                assert len(list(Path(job["request"]["views"][0]).iterdir())) == 4
+                client.cancel(job["id"])
+            else:
+                with pytest.raises(BackendError, match="413"):
+                    client.upload({"quality": "preview", "monocular": True}, [], [folder])
+    finally:
+        server.stop()
 
 
 def test_view_offsets_are_checked_against_every_views_length(clip: Path) -> None:

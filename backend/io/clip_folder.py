@@ -24,7 +24,8 @@ import numpy as np
 from PIL import Image
 
 from backend.io.cameras import Camera
-from backend.io.video import read_video, write_mp4
+from backend.io.footage import read_footage
+from backend.io.video import write_mp4
 
 FORMAT = "lim4d-clip"
 VERSION = 1
@@ -167,7 +168,7 @@ def read_clip_folder(folder: str | Path) -> ClipFolder:
         raise ValueError(f"{manifest_path}: lists no views")
     cameras, clips = [], []
     for view in manifest["views"]:
-        frames, _ = read_video(folder / view["video"])
+        frames = read_footage(folder / view["video"], sequence_fps=float(manifest["fps"])).frames  # a video or images
         cameras.append(Camera.from_dict(view["camera"]).seeing(frames.shape[2], frames.shape[1], str(folder / view["video"])))
         clips.append(frames)
     count = min(len(c) for c in clips)
@@ -175,5 +176,6 @@ def read_clip_folder(folder: str | Path) -> ClipFolder:
     clip = ClipFolder(np.stack([c[:count] for c in clips]), cameras, times[:count], float(manifest["fps"]))
     for index, view in enumerate(manifest["views"]):
         if view.get("mask"):
-            clip.give_mattes(index, read_video(folder / view["mask"], 0, count)[0], str(folder / view["mask"]))
+            masks = read_footage(folder / view["mask"], stop=count, sequence_fps=float(manifest["fps"])).frames
+            clip.give_mattes(index, masks, str(folder / view["mask"]))
     return clip

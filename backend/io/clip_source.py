@@ -65,20 +65,19 @@ def load_clip(clip: Path | None = None, views: list[Path] | None = None, cameras
     ``max_side`` pixels a side (None: as filmed), and videos of different sizes (a phone beside a camera) at the
     first one's size, their cameras and masks with them. A clip folder (the world's format, at the models' sizes)
     is read as it is. Image sequences play at ``sequence_fps`` (default: the first view's rate, 24 when it is one).
-    ``view_offsets``: per view, its frames before the clip's first (views synced by sliding them along a timeline):
-    view v's frame ``f + view_offsets[v]`` is the clip's frame f, its mask clip's likewise."""
+    ``view_offsets``: per view, its own frames (at its own rate) before the clip's first (views synced by sliding them
+    along a timeline), its mask clip's likewise. A view's mask sequence gives one image a frame of its view."""
     offsets = view_offsets or [0] * len(views or [])
     if view_offsets and (clip is not None or len(view_offsets) != len(views or []) or min(view_offsets) < 0):
         raise ValueError(f"view offsets {view_offsets}: give one per view (0 or more frames), for views, not a clip folder")
-    loaded, sizes = _load_frames(clip, views, cameras, frame_start, frame_end, max_side, sequence_fps, offsets)
+    loaded, sizes, rates = _load_frames(clip, views, cameras, frame_start, frame_end, max_side, sequence_fps, offsets)
     if masks is not None:
         if len(masks) != len(loaded.cameras):
             raise ValueError(f"{len(masks)} mask clip(s) for {len(loaded.cameras)} view(s): give one per view (or none)")
         for view, mask in enumerate(masks):
             if mask is not None:
-                start = frame_start + (offsets[view] if offsets else 0)
-                given = read_footage(mask, loaded.fps, start, start + loaded.frames.shape[1], max_side,
-                                     sequence_fps or loaded.fps)
+                given = read_footage(mask, loaded.fps, frame_start, frame_start + loaded.frames.shape[1], max_side,
+                                     rates[view], offsets[view] if offsets else 0)
                 filmed = given.source_size
                 if filmed != sizes[view]:
                     raise ValueError(f"{mask}: {len(given.frames)} frame(s) at {filmed[0]}x{filmed[1]}; its view {view} was "
@@ -90,25 +89,23 @@ def load_clip(clip: Path | None = None, views: list[Path] | None = None, cameras
 
 def _load_frames(clip: Path | None, views: list[Path] | None, cameras: list[Camera] | None, frame_start: int,
                  frame_end: int | None, max_side: int | None, sequence_fps: float | None,
-                 offsets: list[int]) -> tuple[ClipFolder, list[tuple[int, int]]]:
-    """The clip, and each view's footage size (width, height) as filmed."""
+                 offsets: list[int]) -> tuple[ClipFolder, list[tuple[int, int]], list[float]]:
+    """The clip, and each view's footage size (width, height) and rate as filmed."""
     if clip is not None:
         whole = read_clip_folder(clip)
         stop = whole.frames.shape[1] if frame_end is None else min(frame_end, whole.frames.shape[1])
         if frame_start >= stop:
             raise ValueError(f"{clip}: frame range [{frame_start}, {frame_end}) is empty (the clip has {whole.frames.shape[1]})")
-        return whole.frame_range(frame_start, stop), [(c.width, c.height) for c in whole.cameras]
+        return whole.frame_range(frame_start, stop), [(c.width, c.height) for c in whole.cameras], [whole.fps] * len(whole.cameras)
     if not views:
         raise ValueError("give a clip folder, or videos with their cameras")
     if cameras is None or len(cameras) != len(views):
         raise ValueError(f"{len(views)} videos need {len(views)} cameras, got {0 if cameras is None else len(cameras)}")
-    frames, sizes, seeing, alphas, fps = None, [], [], {}, None
+    frames, sizes, rates, seeing, alphas, fps = None, [], [], [], {}, None
     for index, (video, camera) in enumerate(zip(views, cameras, strict=True)):
         # the first view sets the clip's rate; a view filmed at another rate gives its frames nearest the same instants,
         # and an image sequence, which has no rate of its own, is taken at the clip's unless its rate is given
-        skip = offsets[index]
-        footage = read_footage(video, fps, frame_start + skip, None if frame_end is None else frame_end + skip, max_side,
-                               sequence_fps or fps)
+        footage = read_footage(video, fps, frame_start, frame_end, max_side, sequence_fps or fps, offsets[index])
         seeing.append(camera.seeing(*footage.source_size, f"view {index + 1} ({Path(video).name})"))
         if frames is None:  # every view goes straight into one array: no second copy of the whole clip
             frames, fps = np.empty((len(views), *footage.frames.shape), np.uint8), footage.fps
@@ -118,13 +115,14 @@ def _load_frames(clip: Path | None, views: list[Path] | None, cameras: list[Came
         if footage.alpha is not None:  # keyed footage: its alpha is the matte
             alphas[index] = _resized(footage.alpha[:count], frames.shape[3], frames.shape[2]) > 0.5
         sizes.append(footage.source_size)
+        rates.append(footage.source_fps)
         del footage
     count, height, width = frames.shape[1:4]
     clip = ClipFolder(frames, [c.resized(width, height) for c in seeing], np.linspace(0, 1, count), fps)
     for view, matte in alphas.items():
         clip.give_mattes(view, matte[:count], f"{views[view]} (its alpha channel)")
     # clip time runs over the chosen range as it does over a world clip: 0 at its first frame, 1 at its last
-    return clip, sizes
+    return clip, sizes, rates
 
 
 def _resized(frames: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from backend.io.video import VideoError, VideoInfo, frame_array, open_video, probe_video, shrunk_size
 from backend.protocol import SEQUENCE_FPS, image_sequence
+
+ORIENTATION = 0x0112  # the EXIF tag of a photo's turn
 
 
 @dataclass
@@ -27,23 +29,25 @@ class Footage:
     alpha: np.ndarray | None  # (F, H, W) float32 in [0, 1], when the source carries a real alpha channel
     fps: float
     source_size: tuple[int, int] = (0, 0)  # width, height as filmed (frames may be shrunk from it)
+    source_fps: float = 0.0  # the rate it was filmed at (an image sequence: the rate it was given)
 
 
 def read_footage(source: str | Path, fps: float | None = None, start: int = 0, stop: int | None = None,
-                 max_side: int | None = None, sequence_fps: float | None = None) -> Footage:
+                 max_side: int | None = None, sequence_fps: float | None = None, skip: int = 0) -> Footage:
     """Frames [start, stop) of a clip file or an image sequence, resampled (nearest frame) to ``fps`` when given
     (the range counts frames at that rate), each shrunk to at most ``max_side`` pixels a side when given.
-    An image sequence plays at ``sequence_fps`` (default ``SEQUENCE_FPS``). An empty range is a ValueError that
-    says how long the clip is."""
+    An image sequence plays at ``sequence_fps`` (default ``SEQUENCE_FPS``). ``skip``: frames of the source, at its
+    own rate, before the range's frame 0 (a camera started early). An empty range is a ValueError that says how long
+    the clip is."""
     source = Path(source)
     files = _sequence(source)
     if files is None:
         with open_video(source) as (container, stream, rate):
             layout = "rgba" if _may_have_alpha(stream) else "rgb24"  # RGBA conversion costs a third more a frame
             return _gather(source, (partial(frame_array, f, layout) for f in container.decode(stream)), rate, fps, start,
-                           stop, max_side)
+                           stop, max_side, skip)
     return _gather(source, (partial(_image, file) for file in files), sequence_fps or SEQUENCE_FPS, fps, start, stop,
-                   max_side)
+                   max_side, skip)
 
 
 def probe_footage(source: str | Path, decode: bool = True, sequence_fps: float | None = None) -> VideoInfo:
@@ -56,7 +60,9 @@ def probe_footage(source: str | Path, decode: bool = True, sequence_fps: float |
     try:
         with Image.open(files[0]) as image:
             width, height = image.size
-    except OSError as error:
+            if image.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8):  # a quarter turn: shown the other way round
+                width, height = height, width
+    except (OSError, Image.DecompressionBombError) as error:
         raise VideoError(f"{files[0]}: cannot read ({error})") from None
     rate = sequence_fps or SEQUENCE_FPS
     return VideoInfo(width, height, len(files), rate, len(files) / rate, "image sequence")
@@ -76,15 +82,19 @@ def _sequence(source: Path) -> list[Path] | None:
 
 
 def _gather(source: Path, frames: Iterable[Callable[[], np.ndarray]], rate: float, fps: float | None, start: int,
-            stop: int | None, max_side: int | None) -> Footage:
+            stop: int | None, max_side: int | None, skip: int) -> Footage:
     """Keep the source frames the output range picks, shrunk, stopping the decode once the range is covered. Each
     frame comes as a call that makes its RGBA image, made only for the frames picked (an image sequence's other
     images are never read, a video's other frames never converted)."""
     if stop is not None and stop <= start:
         raise ValueError(f"{source}: frame range [{start}, {stop}) is empty")
     step = rate / fps if fps else 1.0
-    wanted = None if stop is None else {round(j * step) for j in range(start, stop)}
-    first, final = round(start * step), None if wanted is None else max(wanted)
+
+    def source_index(j: int) -> int:  # the source frame that output frame j shows
+        return skip + round(j * step)
+
+    wanted = None if stop is None else {source_index(j) for j in range(start, stop)}
+    first, final = source_index(start), None if wanted is None else max(wanted)
     kept: dict[int, np.ndarray] = {}
     sizes: set[tuple[int, int]] = set()
 
@@ -105,14 +115,19 @@ def _gather(source: Path, frames: Iterable[Callable[[], np.ndarray]], rate: floa
             break
     if last is None:
         raise VideoError(f"{source}: the clip has no frames")
-    total = max(1, round(count / step)) if fps else count  # output frames in the clip, when it was decoded to its end
+    # output frames in the clip after the skipped ones, when it was decoded to its end
+    total = 0 if count <= skip else max(1, round((count - skip) / step)) if fps else count - skip
     end = stop if covered else total if stop is None else min(stop, total)
     if start >= end:
-        raise ValueError(f"{source}: frame range [{start}, {stop}) is empty (the clip has {total} at {fps or rate:g} fps)")
-    picks = [min(round(j * step), count - 1) for j in range(start, end)]
+        after = f" after its first {skip}" if skip else ""
+        raise ValueError(f"{source}: frame range [{start}, {stop}) is empty (the clip has {total}{after} at {fps or rate:g} "
+                         "fps)")
+    picks = [min(source_index(j), count - 1) for j in range(start, end)]
     if count - 1 in picks and count - 1 not in kept:
         keep(count - 1, last)
-    return _split(np.stack([kept[i] for i in picks]), fps or rate, next(iter(sizes)))
+    footage = _split(np.stack([kept[i] for i in picks]), fps or rate, next(iter(sizes)))
+    footage.source_fps = rate
+    return footage
 
 
 def _shrunk(rgba: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -134,8 +149,8 @@ def _shrunk(rgba: np.ndarray, max_side: int | None) -> np.ndarray:
 def _image(file: Path) -> np.ndarray:
     try:
         with Image.open(file) as image:
-            return _rgba(image)
-    except OSError as error:
+            return _rgba(ImageOps.exif_transpose(image))  # upright, as viewers show a phone's photo
+    except (OSError, Image.DecompressionBombError) as error:
         raise VideoError(f"{file}: cannot read ({error})") from None
 
 
@@ -164,4 +179,4 @@ def resample(footage: Footage, fps: float) -> Footage:
     count = max(1, round(duration * fps))
     index = np.minimum(np.round(np.arange(count) * footage.fps / fps).astype(int), len(footage.frames) - 1)
     alpha = None if footage.alpha is None else footage.alpha[index]
-    return Footage(footage.frames[index], alpha, fps, footage.source_size)
+    return Footage(footage.frames[index], alpha, fps, footage.source_size, footage.source_fps)

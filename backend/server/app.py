@@ -193,12 +193,17 @@ def create_app(config: ServerConfig, runner: JobRunner) -> FastAPI:
                         raise HTTPException(413, f"upload exceeds the limit of {config.limits.max_upload_bytes} bytes")
                     handle.write(chunk)
             paths[name] = str(inputs / file_name)
-            if file_name.endswith(".zip"):
+            if file_name.endswith(".zip"):  # an image sequence: its images count, not the zip that carried them
+                packed = (inputs / file_name).stat().st_size
                 try:
-                    total += unpack_sequence(inputs / file_name, inputs / name, config.limits.max_upload_bytes - total)
+                    written = unpack_sequence(inputs / file_name, inputs / name, config.limits.max_upload_bytes - total + packed)
                 except UploadError as error:
                     shutil.rmtree(folder, ignore_errors=True)
                     raise HTTPException(error.status, error.message) from None
+                except BaseException:  # a full disk: no half-unpacked job left behind
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise
+                total += written - packed
                 paths[name] = str(inputs / name)
         fields.update(views=[paths[f"view_{i:02d}"] for i in range(len(views))], cameras_file=paths["cameras.json"],
                       cameras=None)
