@@ -79,19 +79,13 @@ def bind_mask(clip_folder: Path, view: int, out: Path) -> None:
     bpy.context.scene.lim4d.bindings[view].mask = bpy.data.movieclips.load(str(write_mask(clip_folder, view, out)))
 
 
-def slide_view(clip_folder: Path, view: int, out: Path, early: int = 2) -> None:
-    """View ``view`` as a camera started ``early`` frames before the others: its clip carries those frames first and is
-    slid back along the timeline by as many (its Start Frame), as one syncs such clips in Blender."""
-    from backend.io.footage import read_footage
-    from backend.io.video import write_mp4
-
-    entry = json.loads((clip_folder / "cameras.json").read_text())["views"][view]
-    frames = read_footage(clip_folder / entry["video"]).frames
-    path = out / f"early_{Path(entry['video']).name}"
-    write_mp4(path, np.concatenate([np.full((early, *frames.shape[1:]), 128, np.uint8), frames]), 24)
-    clip = bpy.data.movieclips.load(str(path))
-    clip.frame_start = bpy.context.scene.lim4d.bindings[view].clip.frame_start - early
-    bpy.context.scene.lim4d.bindings[view].clip = clip
+def slide_view(view: int, video: Path, early: int) -> None:
+    """Bind view ``view`` to ``video``, the same camera started ``early`` frames before the others, slid back along the
+    timeline by as many (its Start Frame), as one syncs such clips in Blender."""
+    binding = bpy.context.scene.lim4d.bindings[view]
+    clip = bpy.data.movieclips.load(str(video))
+    clip.frame_start = binding.clip.frame_start - early
+    binding.clip = clip
 
 
 def pump(until: float = 600.0, stop_when=None) -> None:
@@ -255,13 +249,10 @@ def monocular_demo(video: Path, out: Path, demo: dict) -> dict:
     return report
 
 
-def monocular(video: Path, out: Path, mask: Path | None = None) -> dict:
-    """The three monocular sources resolve to the right file and first frame; then a whole job from the same
-    frames as a PNG-sequence clip (as renders and roto tools write them), placed in front of the scene camera."""
-    from PIL import Image
-
-    from backend.io.footage import read_footage
-
+def monocular(video: Path, sequence: Path, mask: Path | None = None) -> dict:
+    """The three monocular sources resolve to the right file and first frame; then a whole job from ``sequence``, the
+    first image of the same frames as a PNG sequence (as renders and roto tools write them), placed in front of the
+    scene camera."""
     scene, settings, operators = bpy.context.scene, bpy.context.scene.lim4d, module("operators")
     camera = bpy.data.objects.new("shot_by", bpy.data.cameras.new("shot_by"))
     scene.collection.objects.link(camera)
@@ -287,12 +278,7 @@ def monocular(video: Path, out: Path, mask: Path | None = None) -> dict:
     bpy.data.movieclips.remove(clip)
     settings.source, settings.filepath = "FILE", str(video)
     found["FILE"] = operators.gather_inputs(scene)[::2]
-    sequence = out / "sequence"
-    sequence.mkdir(exist_ok=True)
-    Image.new("RGB", (8, 8)).save(sequence / "shot_0100.png")  # another take's last image: not part of the clip
-    for index, frame in enumerate(read_footage(video).frames):
-        Image.fromarray(frame).save(sequence / f"shot_{index + 101:04d}.png")
-    settings.source, scene.active_clip = "CLIP", bpy.data.movieclips.load(str(sequence / "shot_0101.png"))
+    settings.source, scene.active_clip = "CLIP", bpy.data.movieclips.load(str(sequence))
     found["SEQUENCE"] = operators.gather_inputs(scene)[::2]
     if mask is not None:
         settings.mask = bpy.data.movieclips.load(str(mask))
@@ -321,8 +307,9 @@ def main(options: dict) -> dict:
     bind_clip(Path(options["clip"]))
     if options.get("mask_view") is not None:
         bind_mask(Path(options["clip"]), options["mask_view"], out)
-    if options.get("slide_view") is not None:
-        slide_view(Path(options["clip"]), options["slide_view"], out)
+    if options.get("slide_view"):  # {"view": v, "video": the view's clip started early, "early": frames}
+        slide = options["slide_view"]
+        slide_view(slide["view"], Path(slide["video"]), slide["early"])
     settings.quality, settings.stride = options.get("quality", "preview"), options.get("stride", 2)
 
     started = time.perf_counter()
@@ -393,7 +380,7 @@ def main(options: dict) -> dict:
                               "texture_difference": texture_difference(image, module("backend_link").LINK.client.texture(obj["lim4d_job"]))}
     if options.get("monocular"):
         mask = write_mask(Path(options["clip"]), 0, out) if options.get("mask_view") is not None else None
-        report["monocular"] = monocular(Path(options["clip"]) / "view_00.mp4", out, mask)
+        report["monocular"] = monocular(Path(options["clip"]) / "view_00.mp4", Path(options["sequence"]), mask)
     online = bool(getattr(bpy.app, "online_access", True))
     report["create_environment"] = {"online_access": online}
     if not online:  # offline Blender: the operator must refuse and say why, installing nothing

@@ -11,8 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from backend.io.footage import read_footage
+from backend.io.video import write_mp4
 from conftest import REPO, run_backend
 
 bpy_spec = pytest.importorskip("bpy")
@@ -33,9 +37,17 @@ def report(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
     clip = root / "clip"
     assert run_backend("world", "--seed", "1000004", "--views", "3", "--frames", "5", "--size", "64",
                        "--out", str(clip)).returncode == 0
+    frames = read_footage(clip / "view_00.mp4").frames  # view 0 as a PNG sequence, for the monocular job
+    (root / "sequence").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "sequence" / "shot_0100.png")  # another take's last image: not part of it
+    for index, frame in enumerate(frames):
+        Image.fromarray(frame).save(root / "sequence" / f"shot_{index + 101:04d}.png")
+    early = read_footage(clip / "view_02.mp4").frames  # view 2's camera started 2 frames before the others
+    write_mp4(root / "early_view_02.mp4", np.concatenate([np.full((2, *early.shape[1:]), 128, np.uint8), early]), 24)
     options = {"archive": str(next(root.glob("lim4d-*.zip"))), "python": sys.executable, "clip": str(clip),
                "out": str(root / "out"), "stride": 2, "quality": "preview", "kill_backend": True, "reopen": True, "cancel": True,
-               "monocular": True, "mask_view": 1, "slide_view": 2}
+               "monocular": True, "mask_view": 1, "sequence": str(root / "sequence" / "shot_0101.png"),
+               "slide_view": {"view": 2, "video": str(root / "early_view_02.mp4"), "early": 2}}
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(root / "user"), "PYTHONPATH": str(REPO)}
     done = subprocess.run([request.param, "-m", "backend.drive_extension", json.dumps(options)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
@@ -106,7 +118,7 @@ def test_monocular_sources_and_placement_in_front_of_the_camera(report: dict) ->
     frame where it starts, a PNG-sequence clip to its first image; a monocular job from that sequence (at the
     scene's frame rate) imports every frame, in front of the scene camera."""
     mono = report["monocular"]
-    first_image = str(Path(mono["video"]).parents[1] / "out" / "sequence" / "shot_0101.png")
+    first_image = str(Path(mono["video"]).parents[1] / "sequence" / "shot_0101.png")
     assert mono["sources"] == {"STRIPS": [mono["video"], 7], "CLIP": [mono["video"], 3], "FILE": [mono["video"], 1],
                                "SEQUENCE": [first_image, 1]}
     assert mono["request_fps"] == mono["scene_fps"] == 24

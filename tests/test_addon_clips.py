@@ -5,6 +5,7 @@ timeline (Start Frame, Frame Offset) to sync them are paired as Blender plays th
 has started, each view from the file frame it shows there."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -78,13 +79,19 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_clips_go_by_file_or_first_image_and_slid_clips_are_paired_as_blender_plays_them(tmp_path: Path) -> None:
+# Blender 4.2 LTS too, as in test_addon.py (LIM4D_BPY_42: a Python 3.11 with bpy 4.2)
+BLENDERS = [sys.executable] + ([os.environ["LIM4D_BPY_42"]] if os.environ.get("LIM4D_BPY_42") else [])
+
+
+@pytest.mark.parametrize("blender", BLENDERS, ids=lambda p: "bpy" if p == sys.executable else "bpy-4.2")
+def test_clips_go_by_file_or_first_image_and_slid_clips_are_paired_as_blender_plays_them(tmp_path: Path,
+                                                                                         blender: str) -> None:
     (tmp_path / "lim4d").symlink_to(REPO)  # the extension's package name, as Blender imports it
     write_mp4(tmp_path / "movie.mp4", np.full((12, 32, 32, 3), 200, np.uint8), fps=24)
     (tmp_path / "sequence").mkdir()
     for frame in range(1, 5):
         Image.new("RGB", (32, 32), (frame * 40, 0, 0)).save(tmp_path / "sequence" / f"{frame:04d}.png")
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), str(tmp_path)], capture_output=True, text=True,
+    done = subprocess.run([blender, "-c", SCRIPT, str(tmp_path), str(tmp_path)], capture_output=True, text=True,
                           timeout=300)
     line = next((x for x in done.stdout.splitlines() if x.startswith("REPORT ")), None)
     assert line is not None, done.stdout[-2000:] + done.stderr[-2000:]
