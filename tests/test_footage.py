@@ -154,6 +154,10 @@ def test_a_numbered_image_reads_its_sequence_as_blender_numbers_it(tmp_path: Pat
     info = probe_footage(tmp_path / "shot_7.png", sequence_fps=30)
     assert (info.width, info.height, info.frames, info.fps) == (64, 64, 10, 30)
     assert probe_footage(tmp_path / "shot_7.png").fps == 24
+    Image.fromarray(frames[0][:32]).save(tmp_path / "shot_12.png")  # one image of another size: named before decoding
+    with pytest.raises(VideoError, match=r"shot_12\.png: 64x32, but the sequence's first image shot_7\.png is 64x64"):
+        probe_footage(tmp_path / "shot_7.png")
+    Image.fromarray(frames[7]).save(tmp_path / "shot_12.png")
     np.testing.assert_array_equal(read_footage(tmp_path / "shot_7.png", start=3, stop=5).frames, frames[5:7])
     grey = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)  # a 16-bit mask, as renders write them
     cv2.imwrite(str(tmp_path / "mask_1.png"), grey)

@@ -51,21 +51,31 @@ def read_footage(source: str | Path, fps: float | None = None, start: int = 0, s
 
 
 def probe_footage(source: str | Path, decode: bool = True, sequence_fps: float | None = None) -> VideoInfo:
-    """``video.probe_video`` for a clip file; for an image sequence, its first image's size (from its header) and the
-    number of images, at ``sequence_fps``."""
+    """``video.probe_video`` for a clip file; for an image sequence, its first image's size as shown (from its header)
+    and the number of images, at ``sequence_fps``. With ``decode``, every image's header is read too: a sequence
+    whose images differ in size is a VideoError naming the first that differs (before any is decoded)."""
     source = Path(source)
     files = _sequence(source)
     if files is None:
         return probe_video(source, decode)
-    try:
-        with Image.open(files[0]) as image:
-            width, height = image.size
-            if image.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8):  # a quarter turn: shown the other way round
-                width, height = height, width
-    except (OSError, Image.DecompressionBombError) as error:
-        raise VideoError(f"{files[0]}: cannot read ({error})") from None
+    width, height = _shown_size(files[0])
+    for file in files[1:] if decode else []:
+        if _shown_size(file) != (width, height):
+            raise VideoError(f"{file}: {'x'.join(map(str, _shown_size(file)))}, but the sequence's first image "
+                             f"{files[0].name} is {width}x{height} (a sequence's images must be one size)")
     rate = sequence_fps or SEQUENCE_FPS
     return VideoInfo(width, height, len(files), rate, len(files) / rate, "image sequence")
+
+
+def _shown_size(file: Path) -> tuple[int, int]:
+    """(width, height) of an image as viewers show it, from its header."""
+    try:
+        with Image.open(file) as image:
+            width, height = image.size
+            turned = image.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn: shown the other way round
+    except (OSError, Image.DecompressionBombError) as error:
+        raise VideoError(f"{file}: cannot read ({error})") from None
+    return (height, width) if turned else (width, height)
 
 
 def _may_have_alpha(stream) -> bool:
