@@ -249,6 +249,12 @@ def monocular_demo(video: Path, out: Path, demo: dict) -> dict:
     return report
 
 
+def resolved(operators, scene: bpy.types.Scene) -> tuple[list[str], int]:
+    """The files the panel's source sends and the scene frame where the job's first frame shows."""
+    videos, _, base, _, _ = operators.gather_inputs(scene)
+    return videos, base
+
+
 def monocular(video: Path, sequence: Path, mask: Path | None = None) -> dict:
     """The three monocular sources resolve to the right file and first frame; then a whole job from ``sequence``, the
     first image of the same frames as a PNG sequence (as renders and roto tools write them), placed in front of the
@@ -266,20 +272,20 @@ def monocular(video: Path, sequence: Path, mask: Path | None = None) -> dict:
     strip = strips.new_movie("mono", str(video), 1, 7)
     strip.select = True
     settings.source = "STRIPS"
-    found["STRIPS"] = operators.gather_inputs(scene)[::2]
+    found["STRIPS"] = resolved(operators, scene)
     strips.remove(strip)
     scene.sequence_editor_clear()  # bpy 4.2 as a module crashes at exit with a movie strip left in the scene
     settings.source = "CLIP"
     clip = bpy.data.movieclips.load(str(video))
     clip.frame_start = 3
     scene.active_clip = clip
-    found["CLIP"] = operators.gather_inputs(scene)[::2]
+    found["CLIP"] = resolved(operators, scene)
     scene.active_clip = None
     bpy.data.movieclips.remove(clip)
     settings.source, settings.filepath = "FILE", str(video)
-    found["FILE"] = operators.gather_inputs(scene)[::2]
+    found["FILE"] = resolved(operators, scene)
     settings.source, scene.active_clip = "CLIP", bpy.data.movieclips.load(str(sequence))
-    found["SEQUENCE"] = operators.gather_inputs(scene)[::2]
+    found["SEQUENCE"] = resolved(operators, scene)
     if mask is not None:
         settings.mask = bpy.data.movieclips.load(str(mask))
     settings.import_key = ""

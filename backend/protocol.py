@@ -22,8 +22,8 @@ The backend's first line on stdout is one JSON object: {"lim4d": "listening", "u
 A monocular job is one video with `"monocular": true` and at most one camera (the one that shot it: the
 result is placed where it saw the object); the other views are generated (stage "views"); "mask": its mask clip.
 A multi-view job may carry "masks": a mask clip per view (white = object; null: matte that view from its footage);
-in an upload, each entry names an uploaded "masks" part. "view_offsets": per view, its frames before the clip's first
-(clips synced by sliding them along a timeline, as in Blender): view v's frame f + view_offsets[v] is the job's frame f.
+in an upload, each entry names an uploaded "masks" part. "view_offsets": per view, its own frames (at its own rate)
+before the clip's first (clips synced by sliding them along a timeline, as in Blender); its mask clip's likewise.
 
 A view (or mask clip) may be an image sequence instead of a video: a folder of images (all of them, in natural
 order), or a numbered image such as render/frame_0001.png, as Blender's clips name one (that image and the ones
