@@ -117,15 +117,41 @@ def image_sequence(path: Path) -> list[Path] | None:
         return files
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return None
-    numbered = re.fullmatch(r"(.*?)(\d+)(\D*)", path.stem)
+    numbered = _numbered(path)
     if numbered is None:
         return [path]
-    head, digits, tail = numbered.groups()
+    head, digits, tail = numbered
     files, number = [], int(digits)
     while (file := path.with_name(f"{head}{number:0{len(digits)}d}{tail}{path.suffix}")).is_file():
         files.append(file)
         number += 1
     return files or [path]
+
+
+def sequence_gap(path: Path) -> str | None:
+    """What a numbered image's sequence leaves out when it stops at a gap with images numbered after it (a sentence
+    for the user: Blender would play those later images, the backend does not read them); None when nothing is left."""
+    path = Path(path)
+    numbered = _numbered(path) if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES else None
+    if numbered is None:
+        return None
+    head, digits, tail = numbered
+    files = image_sequence(path)
+    last = int(digits) + len(files) - 1
+    pattern = re.compile(re.escape(head) + rf"(\d{{{len(digits)},}})" + re.escape(tail + path.suffix))
+    later = [m for f in path.parent.iterdir() if (m := pattern.fullmatch(f.name)) and int(m.group(1)) > last]
+    if not later:
+        return None
+    missing = f"{head}{last + 1:0{len(digits)}d}{tail}{path.suffix}"
+    return (f"{missing} is missing: the sequence from {path.name} stops at {files[-1].name} ({len(files)} images); "
+            f"{len(later)} image(s) numbered after the gap are not read (fill the gap, or start from the first image "
+            "after it)")
+
+
+def _numbered(path: Path) -> tuple[str, str, str] | None:
+    """(head, digits, tail) of an image named with a number: its name's last run of digits."""
+    numbered = re.fullmatch(r"(.*?)(\d+)(\D*)", path.stem)
+    return None if numbered is None else numbered.groups()
 
 
 def _natural(path: Path) -> list:

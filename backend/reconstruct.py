@@ -17,6 +17,7 @@ import copy
 import itertools
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ from backend.mesh.uv import Atlas, unwrap
 from backend.models.canonical import CanonicalChain
 from backend.models.checkpoints import load_checkpoint
 from backend.pipeline import Reconstruction, keyframe_indices, model_views, output_positions, reconstruct_frames
+from backend.protocol import sequence_gap
 from backend.render.splat import render_gaussians
 from backend.render.volume import render_triplane
 
@@ -542,6 +544,8 @@ def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings, v
     for given in (folder, *(videos or []), *(masks or []), cameras_json):
         if given is not None and not given.exists():  # else a mistyped clip reads as "not a clip folder"
             raise ValueError(f"{given}: no such file or folder")
+        if given is not None and (gap := sequence_gap(given)):
+            print(f"warning: {gap}", file=sys.stderr)
     bar = tqdm(desc="frames", unit="frame")
 
     def on_event(kind: str, value: object) -> None:

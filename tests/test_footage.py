@@ -15,6 +15,7 @@ from backend.io.footage import probe_footage, read_footage, resample
 from backend.io.framing import Framing, frame_object
 from backend.io.matte import foreground, iou
 from backend.io.video import VideoError
+from backend.protocol import sequence_gap
 from backend.world import make_object
 from backend.world.render import render_clip
 from conftest import SHARED
@@ -154,6 +155,11 @@ def test_a_numbered_image_reads_its_sequence_as_blender_numbers_it(tmp_path: Pat
     info = probe_footage(tmp_path / "shot_7.png", sequence_fps=30)
     assert (info.width, info.height, info.frames, info.fps) == (64, 64, 10, 30)
     assert probe_footage(tmp_path / "shot_7.png").fps == 24
+    assert sequence_gap(tmp_path / "shot_7.png") == (
+        "shot_17.png is missing: the sequence from shot_7.png stops at shot_16.png (10 images); 1 image(s) numbered "
+        "after the gap are not read (fill the gap, or start from the first image after it)")
+    assert sequence_gap(tmp_path / "shot_18.png") is None and sequence_gap(tmp_path / "other_6.png") is None
+    assert sequence_gap(tmp_path) is None  # a folder reads all its images
     Image.fromarray(frames[0][:32]).save(tmp_path / "shot_12.png")  # one image of another size: named before decoding
     with pytest.raises(VideoError, match=r"shot_12\.png: 64x32, but the sequence's first image shot_7\.png is 64x64"):
         probe_footage(tmp_path / "shot_7.png")

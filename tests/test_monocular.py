@@ -208,15 +208,19 @@ def test_a_monocular_job_runs_end_to_end_on_a_world_clip(tmp_path: Path, single_
 
 def test_the_footage_fit_can_be_turned_off_from_the_cli(tmp_path: Path, single_view: Path) -> None:
     """`reconstruct CLIP --fit-steps 0`: the monocular job skips the fit and says so in its manifest. The clip is
-    the same frames as a numbered PNG sequence (named by its first image, as Blender names one) at `--fps 12`."""
+    the same frames as a numbered PNG sequence (named by its first image, as Blender names one) at `--fps 12`; an
+    image numbered after a gap is left out, with a warning."""
     from PIL import Image
 
-    for index, frame in enumerate(read_footage(single_view).frames):
+    frames = read_footage(single_view).frames
+    for index, frame in enumerate(frames):
         Image.fromarray(frame).save(tmp_path / f"render_{index + 1:04d}.png")
+    Image.fromarray(frames[0]).save(tmp_path / f"render_{len(frames) + 2:04d}.png")  # after a gap: not read, and said
     job = tmp_path / "job"
     done = run_backend("reconstruct", str(tmp_path / "render_0001.png"), "--fps", "12", "--out", str(job), "--quality",
                        "preview", "--stride", "2", "--fit-steps", "0", timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert f"warning: render_{len(frames) + 1:04d}.png is missing" in done.stderr
     manifest = json.loads((job / "manifest.json").read_text())
     assert manifest["monocular"]["fit_steps"] == 0 and "fit" not in manifest["timings_s"]  # the stage is skipped
     assert manifest["fps"] == 12

@@ -360,6 +360,25 @@ def test_view_offsets_are_checked_against_every_views_length(clip: Path) -> None
         check_request({"views": request["views"][:1], "monocular": True, "view_offsets": [2]}, Limits(), [])
 
 
+def test_a_clip_folders_image_sequences_are_checked_at_its_own_rate(clip: Path, tmp_path: Path) -> None:
+    """A clip folder's image-sequence views play at the folder's fps (as the job reads them), so the duration limit
+    counts them at that rate, not at the request's sequence_fps."""
+    folder = tmp_path / "clip"
+    manifest = json.loads((clip / "cameras.json").read_text())
+    folder.mkdir()
+    for index, entry in enumerate(manifest["views"]):
+        images = folder / f"view_{index}"
+        images.mkdir()
+        for number, frame in enumerate(read_footage(clip / entry["video"]).frames):
+            Image.fromarray(frame).save(images / f"{number:04d}.png")
+        entry["video"] = images.name
+    (folder / "cameras.json").write_text(json.dumps(dict(manifest, fps=1)))  # six images: six seconds
+    with pytest.raises(RequestError, match="6 s exceeds the limit of 5 s"):
+        check_request({"clip": str(folder), "sequence_fps": 24}, Limits(max_duration_s=5), [])
+    (folder / "cameras.json").write_text(json.dumps(dict(manifest, fps=2)))
+    assert check_request({"clip": str(folder)}, Limits(max_duration_s=5), [])["clip"] == str(folder.resolve())
+
+
 def test_upload_runs_a_job_from_files_sent_over_http(backend: Backend, clip: Path) -> None:
     entries = json.loads((clip / "cameras.json").read_text())["views"]
     with httpx.Client() as client:
@@ -412,6 +431,7 @@ def test_image_sequences_are_views_on_disk_and_in_uploads(backend: Backend, clip
     for index, frame in enumerate(read_footage(clip / entries[1]["video"]).frames):
         Image.fromarray(frame).save(numbered / f"cam1_{index + 101:04d}.png")
     Image.new("RGB", (64, 64)).save(numbered / "cam1_0099.png")  # not part of the shot: before its first image
+    Image.new("RGB", (64, 64)).save(numbered / "cam1_0108.png")  # nor after a gap: left out, with a warning
     for index, frame in enumerate(read_footage(clip / entries[2]["video"]).frames):
         Image.fromarray(frame).save(folder / f"{index}.png")
     views = [clip / entries[0]["video"], numbered / "cam1_0101.png", folder]
@@ -420,6 +440,12 @@ def test_image_sequences_are_views_on_disk_and_in_uploads(backend: Backend, clip
     assert check_request(request, Limits(), [])["views"][1] == str(views[1].resolve())
     with pytest.raises(RequestError, match=r"past the clip's end \(6 frames\)"):
         check_request(dict(request, frame_start=6), Limits(), [])
+    with httpx.Client() as http:
+        local = create(http, backend, **request, frame_end=2, fit_steps=0)
+        events = sse_events(http, f"{backend.url}/jobs/{local['id']}/events", backend.headers)
+    assert events[-1]["type"] == Event.DONE
+    assert next(e["message"] for e in events if e["type"] == Event.LOG).startswith(
+        "warning: cam1_0107.png is missing: the sequence from cam1_0101.png stops at cam1_0106.png (6 images)")
     client = Client(backend.url, backend.token)
     job = client.upload({"quality": "preview", "frame_end": 3, "sequence_fps": 24}, cameras, views)
     sent = [Path(v) for v in job["request"]["views"]]

@@ -85,7 +85,9 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
         if not (clip / "cameras.json").is_file():
             raise RequestError(400, f"clip {request['clip']!r}: not a clip folder (no cameras.json)")
         try:
-            entries = json.loads((clip / "cameras.json").read_text()).get("views") or []
+            manifest = json.loads((clip / "cameras.json").read_text())
+            entries = manifest.get("views") or []
+            sequence_fps = float(manifest["fps"])  # the rate its image sequences play at, as load_clip reads them
             videos = [check_path(str(clip / e["video"]), [clip], "clip view") for e in entries]
             cameras = [camera_from_json(e) for e in entries]
             folder_masks = [str(clip / e["mask"]) if e.get("mask") else None for e in entries]
@@ -93,6 +95,7 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
             raise RequestError(400, f"clip {request['clip']!r}: bad cameras.json ({error})") from None
         request["clip"] = str(clip)
     elif request.get("views"):
+        sequence_fps = request.get("sequence_fps")
         videos = [check_path(v, allowed_roots, "view") for v in request["views"]]
         request["views"] = [str(v) for v in videos]
         try:
@@ -116,7 +119,7 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
         raise RequestError(400, f"view_offsets: one per view of a multi-view job with views ({len(offsets)} for "
                                 f"{len(videos)} view(s){', a monocular job' if request.get('monocular') else ''})")
     # once each: the mask checks and the frame count read them
-    probed = [check_video(v, limits, request.get("sequence_fps")) for v in videos]
+    probed = [check_video(v, limits, sequence_fps) for v in videos]
     if request.get("monocular"):
         if request.get("clip") or len(videos) != 1:
             raise RequestError(400, "a monocular job takes exactly one video (views: [path])")

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from backend.protocol import STAGES, Event
+from backend.protocol import STAGES, Event, sequence_gap
 
 # share of the whole job each stage takes, roughly, on the tiny models (tracking is spread over frames)
 STAGE_WEIGHTS = {"decode": 0.04, "views": 0.1, "lrm_lim": 0.08, "fit": 0.2, "marching_cubes": 0.04, "decimation": 0.02,
@@ -93,6 +93,9 @@ def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
     estimate: Estimate | None = None
 
     log.append(Event.STAGE, stage="decode", fraction=0.0, eta_s=None)
+    for given in [*(request.get("views") or []), *(request.get("masks") or []), request.get("mask")]:
+        if given and (gap := sequence_gap(Path(given))):
+            log.append(Event.LOG, message=f"warning: {gap}")
     models = Models.load(checkpoints, device)
     cameras: list[Camera] | None = [camera_from_json(c) for c in request["cameras"]] if request.get("cameras") else None
     monocular = bool(request.get("monocular"))
