@@ -144,7 +144,7 @@ def check_sequence(name: str, path: str, counts: Sequence[int]) -> list[Path]:
     ``counts``); else ValueError with what to do."""
     if Path(path).suffix.lower() not in IMAGE_SUFFIXES:
         raise ValueError(f"{name!r}: a sequence of {Path(path).suffix} images; lim4d reads {', '.join(IMAGE_SUFFIXES)} "
-                         "(save the sequence as PNG, or render it to a movie)")
+                         "(save the sequence as PNG or EXR, or render it to a movie)")
     files = image_sequence(Path(path))
     if len(files) not in counts:
         raise ValueError(f"{name!r}: Blender plays {counts[0]} frame(s), but {len(files)} image(s) are numbered on from "

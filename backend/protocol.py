@@ -98,7 +98,7 @@ JOB_REQUEST_FIELDS = ("clip", "views", "cameras", "cameras_file", "frame_start",
                       "quality", "texture_size", "faces", "fit_steps", "monocular", "mask", "masks", "elevation_deg", "seed",
                       "sequence_fps", "view_offsets")
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".exr")
 SEQUENCE_FPS = 24.0  # the rate of an image sequence when nobody says
 
 

@@ -1,6 +1,6 @@
 """Which Blender clips the add-on sends: a movie clip goes by its file, an image-sequence clip or strip by its first
 image (the backend reads the images numbered on from it, as Blender plays them); a sequence Blender would play
-otherwise (a strip whose images skip a number, EXR images) is refused with what to do instead. Clips slid along the
+otherwise (a strip whose images skip a number, images lim4d cannot read) is refused with what to do instead. Clips slid along the
 timeline (Start Frame, Frame Offset) to sync them are paired as Blender plays them: the job starts where every clip
 has started, each view from the file frame it shows there."""
 
@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import OpenEXR
 import pytest
 from PIL import Image
 
@@ -41,11 +42,13 @@ SCRIPT = textwrap.dedent("""
     report["strip"] = operators.strip_file(strip)
     strip.elements.pop(2)  # 0001, 0002, 0004: a gap
     for name, check in (("gap", lambda: operators.strip_file(strip)),
-                        ("exr", lambda: operators.check_sequence("renders", sys.argv[2] + "/renders/0001.exr", [4]))):
+                        ("dpx", lambda: operators.check_sequence("renders", sys.argv[2] + "/renders/0001.dpx", [4]))):
         try:
             check()
         except ValueError as error:
             report[name] = str(error)
+    renders = bpy.data.movieclips.load(sys.argv[2] + "/renders/0001.exr")  # Blender's own renders
+    report["exr"] = {"source": renders.source, "sent": operators.clip_file(renders), "frames": renders.frame_duration}
     strips.remove(strip)
     first, second = (bpy.data.movieclips.load(sys.argv[2] + "/movie.mp4") for _ in range(2))
     report["together"] = operators.clip_starts([first, second])  # both from scene frame 1
@@ -91,6 +94,10 @@ def test_clips_go_by_file_or_first_image_and_slid_clips_are_paired_as_blender_pl
     (tmp_path / "sequence").mkdir()
     for frame in range(1, 5):
         Image.new("RGB", (32, 32), (frame * 40, 0, 0)).save(tmp_path / "sequence" / f"{frame:04d}.png")
+    (tmp_path / "renders").mkdir()
+    for frame in range(1, 4):
+        with OpenEXR.File({"type": OpenEXR.scanlineimage}, {"RGBA": np.full((32, 32, 4), frame / 4, np.float32)}) as exr:
+            exr.write(str(tmp_path / "renders" / f"{frame:04d}.exr"))
     done = subprocess.run([blender, "-c", SCRIPT, str(tmp_path), str(tmp_path)], capture_output=True, text=True,
                           timeout=300)
     line = next((x for x in done.stdout.splitlines() if x.startswith("REPORT ")), None)
@@ -102,7 +109,8 @@ def test_clips_go_by_file_or_first_image_and_slid_clips_are_paired_as_blender_pl
         assert report[name] == {"source": "SEQUENCE", "sent": str(tmp_path / name), "frames": frames}
     assert report["strip"] == str(tmp_path / "sequence" / "0001.png")
     assert "not the ones numbered one after another from 0001.png" in report["gap"]
-    assert ".exr images" in report["exr"] and "PNG" in report["exr"]
+    assert ".dpx images" in report["dpx"] and "PNG or EXR" in report["dpx"]
+    assert report["exr"] == {"source": "SEQUENCE", "sent": str(tmp_path / "renders" / "0001.exr"), "frames": 3}
     # the scene frame where both clips have started, and the file frame each shows there
     assert report["together"] == [1, [0, 0]] and report["trimmed"] == [5, [4, 4]] and report["slid"] == [5, [4, 0]]
     # frames 1-3 of the job from there: the offset both share moves the range, the rest goes per view

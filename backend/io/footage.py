@@ -1,6 +1,6 @@
 """Footage in: any clip PyAV decodes (MP4, MOV, WebM, GIF, …) or an image sequence (a folder of images, or a
-numbered image and those after it: ``protocol.image_sequence``), with its alpha channel when it has one, sampled
-to a target frame rate.
+numbered image and those after it: ``protocol.image_sequence``; OpenEXR renders through ``exr``), with its alpha
+channel when it has one, sampled to a target frame rate.
 
 Only the frames asked for are kept, each shrunk as it is decoded when a ``max_side`` is given: a minute of
 4K phone footage is 60 GB as RGBA arrays, and a job reads a few dozen frames of it at a model's 64².
@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from backend.io.exr import ExrError, exr_rgba, exr_size
 from backend.io.video import VideoError, VideoInfo, frame_array, open_video, probe_video, shrunk_size
 from backend.protocol import SEQUENCE_FPS, image_sequence
 
@@ -69,6 +70,11 @@ def probe_footage(source: str | Path, decode: bool = True, sequence_fps: float |
 
 def _shown_size(file: Path) -> tuple[int, int]:
     """(width, height) of an image as viewers show it, from its header."""
+    if file.suffix.lower() == ".exr":
+        try:
+            return exr_size(file)
+        except ExrError as error:
+            raise VideoError(str(error)) from None
     try:
         with Image.open(file) as image:
             width, height = image.size
@@ -157,6 +163,11 @@ def _shrunk(rgba: np.ndarray, max_side: int | None) -> np.ndarray:
 
 
 def _image(file: Path) -> np.ndarray:
+    if file.suffix.lower() == ".exr":
+        try:
+            return exr_rgba(file)
+        except ExrError as error:
+            raise VideoError(str(error)) from None
     try:
         with Image.open(file) as image:
             return _rgba(ImageOps.exif_transpose(image))  # upright, as viewers show a phone's photo
