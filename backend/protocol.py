@@ -114,6 +114,7 @@ def image_sequence(path: Path) -> list[Path] | None:
         files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=_natural)
         if not files:
             raise ValueError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        _one_sequence(path, files)
         return files
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return None
@@ -146,6 +147,19 @@ def sequence_gap(path: Path) -> str | None:
     return (f"{missing} is missing: the sequence from {path.name} stops at {files[-1].name} ({len(files)} images); "
             f"{len(later)} image(s) numbered after the gap are not read (fill the gap, or start from the first image "
             "after it)")
+
+
+def _one_sequence(folder: Path, files: list[Path]) -> None:
+    """A folder must hold one sequence: not images of several kinds (PNG frames beside EXR passes), nor several
+    numbered runs (Image0001.exr beside Depth0001.exr, as a compositor's File Output writes them)."""
+    runs: dict[str, list[Path]] = {}
+    for file in files:
+        runs.setdefault(re.sub(r"\d+", "#", file.stem) + file.suffix.lower(), []).append(file)
+    several = [run for run in runs.values() if len(run) > 1]
+    if len({f.suffix.lower() for f in files}) > 1 or len(several) > 1:
+        kinds = ", ".join(f"{len(run)} x {name}" for name, run in sorted(runs.items(), key=lambda kv: -len(kv[1]))[:4])
+        raise ValueError(f"{folder}: holds several image sequences ({kinds}{', ...' if len(runs) > 4 else ''}); "
+                         f"name the first image of the one to read (e.g. {min(max(runs.values(), key=len)).name})")
 
 
 def _numbered(path: Path) -> tuple[str, str, str] | None:

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from backend.input_fit import FitSettings, fit_to_footage
 from backend.io.cameras import Camera
 from backend.io.clip_folder import ClipFolder
-from backend.io.clip_source import cameras_from_file, load_clip, view_side
+from backend.io.clip_source import cameras_from_file, load_clip, sequence_gaps, view_side
 from backend.io.video import write_mp4
 from backend.mesh.extract import EmptyFieldError, decimate, density_grid, extract_mesh
 from backend.mesh.flow_canonical import FlowCanonical
@@ -55,7 +55,6 @@ from backend.mesh.uv import Atlas, unwrap
 from backend.models.canonical import CanonicalChain
 from backend.models.checkpoints import load_checkpoint
 from backend.pipeline import Reconstruction, keyframe_indices, model_views, output_positions, reconstruct_frames
-from backend.protocol import sequence_gap
 from backend.render.splat import render_gaussians
 from backend.render.volume import render_triplane
 
@@ -544,8 +543,8 @@ def run(folder: Path | None, out: Path, checkpoints: Path, settings: Settings, v
     for given in (folder, *(videos or []), *(masks or []), cameras_json):
         if given is not None and not given.exists():  # else a mistyped clip reads as "not a clip folder"
             raise ValueError(f"{given}: no such file or folder")
-        if given is not None and (gap := sequence_gap(given)):
-            print(f"warning: {gap}", file=sys.stderr)
+    for gap in sequence_gaps([folder, *(videos or []), *(masks or [])]):
+        print(f"warning: {gap}", file=sys.stderr)
     bar = tqdm(desc="frames", unit="frame")
 
     def on_event(kind: str, value: object) -> None:

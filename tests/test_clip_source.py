@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backend.io.clip_folder import write_clip_folder
-from backend.io.clip_source import load_clip
+from backend.io.clip_source import load_clip, sequence_gaps
 from backend.io.matte import iou
 from backend.io.video import write_mask_clip, write_mp4
 from backend.world.clip import render_world_clip
@@ -240,3 +240,16 @@ def test_views_slid_along_a_timeline_are_paired_by_their_offsets(tmp_path: Path)
     assert paired < 10 and out_of_step > 2 * paired, (paired, out_of_step)
     with pytest.raises(ValueError, match="one per view"):
         load_clip(views=views, cameras=cameras, view_offsets=[3])
+
+
+def test_gaps_in_a_clip_folders_sequences_are_found(tmp_path: Path) -> None:
+    """The warning of a sequence cut short by a gap reaches views a clip folder's cameras.json names, and masks."""
+    from PIL import Image
+
+    for name in ("view_0001", "view_0002", "view_0004", "mask_0001", "mask_0002"):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{name}.png")
+    (tmp_path / "cameras.json").write_text(json.dumps({"views": [{"video": "view_0001.png", "mask": "mask_0001.png"}]}))
+    gaps = sequence_gaps([tmp_path, None])
+    assert len(gaps) == 1 and gaps[0].startswith("view_0003.png is missing: the sequence from view_0001.png stops at "
+                                                 "view_0002.png (2 images); 1 image(s) numbered after the gap")
+    assert sequence_gaps([tmp_path / "mask_0001.png"]) == [] and sequence_gaps([tmp_path / "view_0004.png"]) == []

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from backend.io.footage import probe_footage, read_footage
-from backend.io.video import VideoError
+from backend.io.video import VideoError, write_mp4
 
 RENDER = textwrap.dedent("""
     import sys
@@ -86,5 +86,51 @@ def test_mattes_stay_linear_and_cropped_renders_keep_their_place(tmp_path: Path)
         read_footage(tmp_path / "broken_0001.exr")
     with OpenEXR.File({"type": OpenEXR.scanlineimage}, {"depth.Z": matte, "normal.X": matte}) as image:
         image.write(str(tmp_path / "passes_0001.exr"))
-    with pytest.raises(VideoError, match=r"no RGB, RGBA or one-channel layer \(layers: "):
+    with pytest.raises(VideoError, match=r"no RGB, RGBA or one-channel layer \(channels: depth.Z, normal.X\)"):
         read_footage(tmp_path / "passes_0001.exr")
+    cut = tmp_path / "cut_0001.exr"  # a frame still being written
+    cut.write_bytes((tmp_path / "crop_0001.exr").read_bytes()[:-40])
+    with pytest.raises(VideoError, match=r"cut_0001\.exr: cannot read \(the file is incomplete"):
+        read_footage(cut)
+    window["dataWindow"] = (np.array([0, 0], np.int32), np.array([39, 39], np.int32))  # 1600 pixels shown as 48
+    with OpenEXR.File(window, {"RGBA": np.zeros((40, 40, 4), np.float32)}) as image:
+        image.write(str(tmp_path / "huge_0001.exr"))
+    with pytest.raises(VideoError, match=r"its pixels cover 40x40, but it shows 8x6"):
+        probe_footage(tmp_path / "huge_0001.exr")
+
+
+def test_a_multilayer_exr_gives_its_composite_or_combined_pass(tmp_path: Path) -> None:
+    """Of a file's layers (one part, as Blender 4 writes them), the composite, else the Combined pass, else the first
+    layer with colour; the other passes are not decoded."""
+    def layer(name: str, value: float) -> dict[str, np.ndarray]:
+        return {f"{name}.{c}": np.full((4, 4), value if c != "A" else 1.0, np.float32) for c in "RGBA"}
+
+    passes = {**layer("Beauty.AO", 0.1), **layer("Beauty.Combined", 0.2), **layer("Composite.Combined", 0.5)}
+    for kept, value in (("Composite.Combined", 0.5), ("Beauty.Combined", 0.2), ("Beauty.AO", 0.1)):  # Beauty: a renamed view layer
+        path = tmp_path / f"{kept}_0001.exr"
+        with OpenEXR.File({"type": OpenEXR.scanlineimage}, passes) as image:
+            image.write(str(path))
+        assert read_footage(path).frames[0, 0, 0, 0] == round(255 * (1.055 * value ** (1 / 2.4) - 0.055))
+        passes = {k: v for k, v in passes.items() if not k.startswith(kept)}
+
+
+def test_video_reads_without_openexr_and_an_exr_says_what_it_needs(tmp_path: Path) -> None:
+    """OpenEXR is needed only when an EXR is met: a backend environment made before it was a requirement still reads
+    video."""
+    write_mp4(tmp_path / "clip.mp4", np.full((3, 16, 16, 3), 90, np.uint8), fps=24)
+    with OpenEXR.File({"type": OpenEXR.scanlineimage}, {"RGB": np.ones((4, 4, 3), np.float32)}) as image:
+        image.write(str(tmp_path / "frame_0001.exr"))
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["OpenEXR"] = None  # not installed
+        from backend.io.footage import read_footage
+        print(len(read_footage(sys.argv[1] + "/clip.mp4").frames))
+        try:
+            read_footage(sys.argv[1] + "/frame_0001.exr")
+        except ValueError as error:
+            print(error)
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parent.parent)
+    assert done.stdout.splitlines()[0] == "3", done.stderr[-2000:]
+    assert "reading EXR needs the OpenEXR package (pip install OpenEXR==" in done.stdout

@@ -183,6 +183,15 @@ def test_a_numbered_image_reads_its_sequence_as_blender_numbers_it(tmp_path: Pat
     np.testing.assert_array_equal(read_footage(folder, start=3, stop=5).frames, frames[3:5])
     with pytest.raises(VideoError, match=r"f0\.png: cannot read"):
         read_footage(folder)
+    Image.fromarray(frames[0]).save(folder / "cover.jpg")  # another kind of image: which sequence is meant?
+    with pytest.raises(VideoError, match=r"holds several image sequences \(12 x f#\.png, 1 x cover\.jpg\)"):
+        probe_footage(folder)
+    (folder / "cover.jpg").unlink()
+    for number in (1, 2):  # a second numbered run beside the first (a compositor's passes)
+        Image.fromarray(frames[0]).save(folder / f"depth{number}.png")
+    with pytest.raises(VideoError, match=r"several image sequences \(12 x f#\.png, 2 x depth#\.png\); name the first "
+                                         r"image of the one to read \(e\.g\. f0\.png\)"):
+        read_footage(folder)
 
 
 def test_bad_footage_is_named(tmp_path: Path) -> None:

@@ -375,6 +375,9 @@ def test_a_clip_folders_image_sequences_are_checked_at_its_own_rate(clip: Path, 
     (folder / "cameras.json").write_text(json.dumps(dict(manifest, fps=1)))  # six images: six seconds
     with pytest.raises(RequestError, match="6 s exceeds the limit of 5 s"):
         check_request({"clip": str(folder), "sequence_fps": 24}, Limits(max_duration_s=5), [])
+    (folder / "cameras.json").write_text(json.dumps(dict(manifest, fps=0)))
+    with pytest.raises(RequestError, match=r"bad cameras.json \(fps 0 is not a frame rate\)"):
+        check_request({"clip": str(folder)}, Limits(), [])
     (folder / "cameras.json").write_text(json.dumps(dict(manifest, fps=2)))
     assert check_request({"clip": str(folder)}, Limits(max_duration_s=5), [])["clip"] == str(folder.resolve())
 

@@ -17,6 +17,7 @@ import numpy as np
 from backend.io.cameras import Camera
 from backend.io.clip_folder import ClipFolder, read_clip_folder
 from backend.io.footage import read_footage
+from backend.protocol import sequence_gap
 
 # The most pixels a side a view is kept at (averaged down as it is decoded): the models read 64² (tiny) or 256² (base),
 # and the texture is painted from views of twice its size at most (``view_side``); four 4K views of 240 frames would
@@ -53,6 +54,22 @@ def cameras_from_file(path: Path) -> list[Camera]:
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{path}: lists no cameras")
     return [camera_from_json(e) for e in entries]
+
+
+def sequence_gaps(given: list[Path | None]) -> list[str]:
+    """What the image sequences among ``given`` (views, masks, or a clip folder's, read from its cameras.json) leave
+    out after a gap (``protocol.sequence_gap``), one sentence each."""
+    paths: list[Path] = []
+    for path in filter(None, given):
+        if path.is_dir() and (path / "cameras.json").is_file():
+            try:
+                entries = json.loads((path / "cameras.json").read_text()).get("views") or []
+                paths += [path / entry[key] for entry in entries for key in ("video", "mask") if entry.get(key)]
+            except (ValueError, AttributeError, TypeError):
+                continue  # reading the clip says what is wrong with it
+        else:
+            paths.append(path)
+    return [gap for path in paths if (gap := sequence_gap(path))]
 
 
 def load_clip(clip: Path | None = None, views: list[Path] | None = None, cameras: list[Camera] | None = None,

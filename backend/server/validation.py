@@ -88,6 +88,8 @@ def check_request(request: dict[str, Any], limits: Limits, allowed_roots: list[P
             manifest = json.loads((clip / "cameras.json").read_text())
             entries = manifest.get("views") or []
             sequence_fps = float(manifest["fps"])  # the rate its image sequences play at, as load_clip reads them
+            if not sequence_fps > 0:
+                raise ValueError(f"fps {manifest['fps']!r} is not a frame rate")
             videos = [check_path(str(clip / e["video"]), [clip], "clip view") for e in entries]
             cameras = [camera_from_json(e) for e in entries]
             folder_masks = [str(clip / e["mask"]) if e.get("mask") else None for e in entries]

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from backend.protocol import STAGES, Event, sequence_gap
+from backend.protocol import STAGES, Event
 
 # share of the whole job each stage takes, roughly, on the tiny models (tracking is spread over frames)
 STAGE_WEIGHTS = {"decode": 0.04, "views": 0.1, "lrm_lim": 0.08, "fit": 0.2, "marching_cubes": 0.04, "decimation": 0.02,
@@ -78,7 +78,7 @@ def die_with_parent(parent: int) -> None:
 
 def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
     from backend.io.cameras import Camera
-    from backend.io.clip_source import camera_from_json, load_clip, view_side
+    from backend.io.clip_source import camera_from_json, load_clip, sequence_gaps, view_side
     from backend.io.footage import probe_footage
     from backend.monocular import reconstruct_monocular
     from backend.pipeline import output_positions
@@ -93,9 +93,9 @@ def run_job(folder: Path, checkpoints: Path, device: str = "cpu") -> int:
     estimate: Estimate | None = None
 
     log.append(Event.STAGE, stage="decode", fraction=0.0, eta_s=None)
-    for given in [*(request.get("views") or []), *(request.get("masks") or []), request.get("mask")]:
-        if given and (gap := sequence_gap(Path(given))):
-            log.append(Event.LOG, message=f"warning: {gap}")
+    given = [request.get("clip"), *(request.get("views") or []), *(request.get("masks") or []), request.get("mask")]
+    for gap in sequence_gaps([Path(g) for g in given if g]):
+        log.append(Event.LOG, message=f"warning: {gap}")
     models = Models.load(checkpoints, device)
     cameras: list[Camera] | None = [camera_from_json(c) for c in request["cameras"]] if request.get("cameras") else None
     monocular = bool(request.get("monocular"))
