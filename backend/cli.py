@@ -74,6 +74,11 @@ def _bench(args: argparse.Namespace) -> int:
         from backend.bench.blender_import import run as run_import
 
         run_import(args.vertices, args.frames or 300, Path(args.results), json_path)
+    elif args.what == "matte":
+        from backend.bench.matte import run as run_matte
+        from backend.bench.mono import VIDEOS
+
+        run_matte(parse_seeds(args.seeds), VIDEOS / "davis", Path(args.results), json_path)
     elif args.what == "footage":
         from backend.bench.footage import run as run_footage
 
@@ -163,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmarks; results go to benchmarks/RESULTS.md")
     bench.add_argument("what", choices=["world", "interp", "speed", "track", "canonical", "service", "import", "mono", "scale", "plots",
-                                            "footage"])
+                                            "footage", "matte"])
     bench.add_argument("--seeds", default="1000000-1000007", help="evaluation seeds, A-B or a,b,c")
     bench.add_argument("--config", default="tiny", help="model config (speed: comma-separated list)")
     bench.add_argument("--checkpoints", default="backend/checkpoints", help="folder of checkpoints (lrm/, lim/, ...)")

@@ -2,8 +2,10 @@
 
 In order of preference: masks the user gives; the clip's own alpha; for a plain background (a border mostly
 of one colour: the object may touch the frame's edge), the distance from that colour, outline pixels kept where the
-object covers at least half, specks dropped; otherwise OpenCV's GrabCut, seeded from a centred box, keeping its
-largest connected component.
+object covers at least half, specks dropped; for a still camera over any backdrop (each pixel's median over the clip
+shows the frame's border as filmed), OpenCV's GrabCut in the box where anything ever moves, pixels that show the
+backdrop marked probable background; otherwise GrabCut seeded from a centred box. GrabCut keeps its largest
+connected component.
 Masks that are known to be right (the user's, alpha, a plain background) keep every part of the object that
 is more than a speck: a carousel's disks and a pendulum's bob are parts too, and thin rods a few pixels wide
 must survive (no morphological opening, which erases anything thinner than its kernel).
@@ -23,6 +25,10 @@ PLAIN_DISTANCE = 40.0  # colour distance from the background that counts as fore
 BACKGROUND_MATCH = 20.0  # colour distance within which a border pixel is the background colour
 GRABCUT_SIDE = 512  # GrabCut runs on frames shrunk to at most this many pixels a side
 SPECK_SHARE = 0.01  # a connected part smaller than this share of the largest one is a speck
+BACKDROP_SAMPLES = 48  # frames whose per-pixel median is a still camera's backdrop
+STILL_MATCH = 15.0  # colour distance within which a border pixel shows the backdrop
+STILL_BORDER_SHARE = 0.85  # a still camera: in the typical frame at least this share of the border shows the backdrop
+MOTION_DISTANCE = 30.0  # colour distance from the backdrop that counts as something moving in front of it
 
 
 @dataclass
@@ -49,7 +55,42 @@ def foreground(frames: np.ndarray, alpha: np.ndarray | None = None, user_masks: 
     colour = plain_background_colour(border_pixels(frames))
     if colour is not None:
         return Matte(plain_background(frames, colour), "plain")
+    moving = in_front_of_backdrop(frames)
+    if moving is not None:
+        return Matte(moving, "backdrop")
     return Matte(np.stack([grabcut(f) for f in frames]), "grabcut")
+
+
+def in_front_of_backdrop(frames: np.ndarray) -> np.ndarray | None:
+    """Masks of what moves in front of a still camera's backdrop, or None when the camera moves (the median frame
+    does not show the border as filmed) or nothing moves. The backdrop is each pixel's median over the clip, so an
+    object's parts that never move can join it: they are only marked probable background, and GrabCut takes them
+    back where their colour is the object's (``bench matte``, world seeds and DAVIS clips over synthetic clutter:
+    mean IoU 0.53 from the centred box, 0.74 so; from a shaken hand-held camera 0.52 and 0.68)."""
+    if len(frames) < 3:
+        return None
+    small = np.stack([_shrunk(f) for f in frames])
+    picked = small[np.linspace(0, len(small) - 1, min(len(small), BACKDROP_SAMPLES)).round().astype(int)]
+    backdrop = np.median(picked, axis=0).astype(np.float32)
+    edge = border_pixels(backdrop[None])
+    shown = [(np.linalg.norm(border_pixels(f[None]) - edge, axis=-1) < STILL_MATCH).mean() for f in picked]
+    if np.median(shown) < STILL_BORDER_SHARE:
+        return None
+    distance = np.stack([np.linalg.norm(f.astype(np.float32) - backdrop, axis=-1) for f in small])
+    ever = cv2.morphologyEx((distance > MOTION_DISTANCE).any(0).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    ys, xs = np.nonzero(ever)
+    if len(xs) == 0:
+        return None
+    sh, sw = ever.shape
+    grow_x, grow_y = int(0.05 * sw), int(0.05 * sh)  # the box where anything moves, and a margin
+    x0, x1, y0, y1 = max(xs.min() - grow_x, 1), min(xs.max() + grow_x, sw - 2), max(ys.min() - grow_y, 1), min(ys.max() + grow_y, sh - 2)
+    masks = []
+    for frame, far in zip(frames, distance, strict=True):
+        seeds = np.full((sh, sw), cv2.GC_BGD, np.uint8)
+        seeds[y0:y1 + 1, x0:x1 + 1] = cv2.GC_PR_FGD
+        seeds[(seeds == cv2.GC_PR_FGD) & (far < MOTION_DISTANCE / 2)] = cv2.GC_PR_BGD
+        masks.append(_grabcut(frame, seeds, None))
+    return np.stack(masks)
 
 
 def plain_background_colour(border: np.ndarray) -> np.ndarray | None:
@@ -83,21 +124,31 @@ def half_covered(mask: np.ndarray, distance: np.ndarray) -> np.ndarray:
     return mask & ~(~inner & (distance < 0.5 * cv2.dilate(distance, window)))
 
 
-def grabcut(frame: np.ndarray, margin: float = 0.08, iterations: int = 4) -> np.ndarray:
+def grabcut(frame: np.ndarray, margin: float = 0.08) -> np.ndarray:
     """GrabCut seeded from a centred box, on the frame shrunk to at most ``GRABCUT_SIDE`` a side (at 1080p the full
     frame costs seconds), its mask scaled back up."""
+    sh, sw = _shrunk(frame).shape[:2]
+    return _grabcut(frame, np.zeros((sh, sw), np.uint8),
+                    (int(sw * margin), int(sh * margin), int(sw * (1 - 2 * margin)), int(sh * (1 - 2 * margin))))
+
+
+def _shrunk(frame: np.ndarray) -> np.ndarray:
     h, w = frame.shape[:2]
     shrink = max(1.0, max(h, w) / GRABCUT_SIDE)
-    small = frame if shrink == 1 else cv2.resize(frame, (round(w / shrink), round(h / shrink)), interpolation=cv2.INTER_AREA)
-    sh, sw = small.shape[:2]
-    rect = (int(sw * margin), int(sh * margin), int(sw * (1 - 2 * margin)), int(sh * (1 - 2 * margin)))
-    mask = np.zeros((sh, sw), np.uint8)
+    return frame if shrink == 1 else cv2.resize(frame, (round(w / shrink), round(h / shrink)), interpolation=cv2.INTER_AREA)
+
+
+def _grabcut(frame: np.ndarray, seeds: np.ndarray, rect: tuple[int, int, int, int] | None, iterations: int = 4) -> np.ndarray:
+    """GrabCut on the frame at ``seeds``' size, from a box (``rect``) or from the seeds, its largest part at the frame's
+    size."""
+    small = _shrunk(frame)
+    cv2.setRNGSeed(0)  # its colour models start from k-means: the same clip gives the same masks
     background, foreground_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), mask, rect, background, foreground_model, iterations,
-                cv2.GC_INIT_WITH_RECT)
-    cut = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.float32)
-    if shrink > 1:
-        cut = cv2.resize(cut, (w, h), interpolation=cv2.INTER_LINEAR)
+    cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), seeds, rect, background, foreground_model, iterations,
+                cv2.GC_INIT_WITH_RECT if rect is not None else cv2.GC_INIT_WITH_MASK)
+    cut = ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.float32)
+    if small.shape != frame.shape:
+        cut = cv2.resize(cut, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
     return largest_component(cut > 0.5)
 
 
